@@ -1,0 +1,278 @@
+"""tcpeek's session filters: which named counters a finished handshake goes into.
+
+Grammar (one command-line word per filter)::
+
+    NAME:DIR@ADDR[/PREFIX]:PORT[:PORT...][,ADDR[/PREFIX]:PORT[:PORT...]...]
+
+DIR is ``RX`` (the SYN arrives at this host) or ``TX`` (the SYN leaves it).
+ADDR is the remote address: ``*`` or ``%`` for any, IPv4 dotted quad, or IPv6
+in brackets (``[2001:db8::/32]``, ``[fd00::1]``, ``[2001:db8::]/32``); a
+prefix length turns it into a network. PORT is the server port of the SYN,
+``*``/``%`` for any. An empty NAME makes an exclusion filter: a session it
+matches is counted nowhere, wherever the exclusion stands.
+
+Everything is parsed once into integers and masks so that `FilterSet.match`,
+which runs once per finished handshake, is a few integer operations.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Sequence
+
+from tcpscope.errors import FilterSyntaxError
+
+DIRECTIONS = ("RX", "TX")
+WILDCARDS = ("*", "%")
+DEFAULT_FILTER_TEXTS = ("RX:RX@*:*", "TX:TX@*:*")
+
+# Address length in bytes a group applies to; ANY_FAMILY matches both.
+ANY_FAMILY = 0
+
+
+class AddrPortGroup:
+    """One ``ADDR[/PREFIX]:PORT[:PORT...]`` group, precomputed for matching."""
+
+    __slots__ = ("family", "mask", "network", "ports")
+
+    family: int  # ANY_FAMILY, 4 or 16 (the packed address length)
+    network: int
+    mask: int
+    ports: frozenset[int] | None  # None = any port
+
+    def __init__(self, family: int, network: int, mask: int, ports: frozenset[int] | None) -> None:
+        self.family = family
+        self.network = network
+        self.mask = mask
+        self.ports = ports
+
+    def matches(self, addr_len: int, addr_int: int, port: int) -> bool:
+        if self.family and self.family != addr_len:
+            return False
+        if addr_int & self.mask != self.network:
+            return False
+        return self.ports is None or port in self.ports
+
+    def __repr__(self) -> str:
+        ports = "*" if self.ports is None else sorted(self.ports)
+        return (
+            f"AddrPortGroup(family={self.family}, network={self.network:#x}, "
+            f"mask={self.mask:#x}, ports={ports})"
+        )
+
+
+class Filter:
+    """A parsed filter. `name` is "" for an exclusion filter."""
+
+    __slots__ = ("direction", "groups", "name", "text")
+
+    name: str
+    direction: str
+    groups: tuple[AddrPortGroup, ...]
+    text: str
+
+    def __init__(
+        self, name: str, direction: str, groups: Sequence[AddrPortGroup], text: str
+    ) -> None:
+        self.name = name
+        self.direction = direction
+        self.groups = tuple(groups)
+        self.text = text
+
+    @property
+    def is_exclusion(self) -> bool:
+        return not self.name
+
+    def matches(self, direction: str, addr_len: int, addr_int: int, port: int) -> bool:
+        if direction != self.direction:
+            return False
+        for group in self.groups:
+            if group.matches(addr_len, addr_int, port):
+                return True
+        return False
+
+    def __repr__(self) -> str:
+        return f"Filter({self.text!r})"
+
+
+def _fail(text: str, why: str) -> FilterSyntaxError:
+    return FilterSyntaxError(f"bad filter '{text}': {why}")
+
+
+def _parse_port(text: str, word: str) -> int | None:
+    """One PORT: None for a wildcard, else 1..65535."""
+    if word in WILDCARDS:
+        return None
+    if not word:
+        raise _fail(text, "empty port")
+    if not (word.isascii() and word.isdigit()):
+        raise _fail(text, f"bad port '{word}'")
+    port = int(word)
+    if not 1 <= port <= 65535:
+        raise _fail(text, f"port {port} out of range 1-65535")
+    return port
+
+
+def _parse_ports(text: str, words: list[str]) -> frozenset[int] | None:
+    if not words:
+        raise _fail(text, "missing port")
+    ports: set[int] = set()
+    wildcard = False
+    for word in words:
+        port = _parse_port(text, word)
+        if port is None:
+            wildcard = True
+        else:
+            ports.add(port)
+    return None if wildcard else frozenset(ports)
+
+
+def _parse_prefix(text: str, word: str, max_len: int) -> int:
+    if not (word.isascii() and word.isdigit()):
+        raise _fail(text, f"bad prefix length '{word}'")
+    prefix = int(word)
+    if prefix > max_len:
+        raise _fail(text, f"prefix length {prefix} out of range 0-{max_len}")
+    return prefix
+
+
+def _network(text: str, addr: str, prefix_word: str | None, version: int) -> tuple[int, int, int]:
+    """(family, network, mask) for an address with an optional prefix length."""
+    max_len = 32 if version == 4 else 128
+    prefix = max_len if prefix_word is None else _parse_prefix(text, prefix_word, max_len)
+    try:
+        # '%' would be read as an IPv6 scope id, which has no meaning here
+        if "%" in addr:
+            raise ValueError(addr)
+        parsed = ipaddress.IPv4Address(addr) if version == 4 else ipaddress.IPv6Address(addr)
+    except ValueError:
+        kind = "IPv4" if version == 4 else "IPv6"
+        raise _fail(text, f"bad {kind} address '{addr}'") from None
+    mask = ((1 << max_len) - 1) ^ ((1 << (max_len - prefix)) - 1)
+    return (4 if version == 4 else 16), int(parsed) & mask, mask
+
+
+def _looks_like_ipv6(addr: str) -> bool:
+    return bool(addr) and "." not in addr and all(c in "0123456789abcdefABCDEF" for c in addr)
+
+
+def _address(text: str, addr: str, prefix_word: str | None, version: int) -> tuple[int, int, int]:
+    """Like _network, with the wildcards."""
+    if addr in WILDCARDS:
+        if prefix_word is not None:
+            raise _fail(text, "a wildcard address takes no prefix length")
+        return ANY_FAMILY, 0, 0
+    return _network(text, addr, prefix_word, version)
+
+
+def _parse_group(text: str, group: str) -> AddrPortGroup:
+    if not group:
+        raise _fail(text, "empty address:port group")
+    if group.startswith("["):
+        close = group.find("]")
+        if close < 0:
+            raise _fail(text, f"missing ']' in '{group}'")
+        addr, slash, prefix = group[1:close].partition("/")
+        prefix_word: str | None = prefix if slash else None
+        rest = group[close + 1 :]
+        if rest.startswith("/"):  # the prefix may also follow the bracket: [2001:db8::]/32
+            if prefix_word is not None:
+                raise _fail(text, f"two prefix lengths in '{group}'")
+            prefix_word, colon, ports = rest[1:].partition(":")
+            rest = colon + ports
+        if not rest.startswith(":"):
+            raise _fail(text, f"missing port after '{group[: close + 1]}'")
+        if not addr:
+            raise _fail(text, f"missing address in '{group}'")
+        family, network, mask = _address(text, addr, prefix_word, 6)
+        return AddrPortGroup(family, network, mask, _parse_ports(text, rest[1:].split(":")))
+
+    addr_word, colon, ports_text = group.partition(":")
+    addr, slash, prefix = addr_word.partition("/")
+    if addr not in WILDCARDS and "." not in addr and (
+        "::" in group or (group.count(":") >= 2 and _looks_like_ipv6(addr))
+    ):
+        raise _fail(text, f"bad address in '{group}' (write IPv6 addresses in brackets)")
+    if not addr:
+        raise _fail(text, f"missing address in '{group}'")
+    family, network, mask = _address(text, addr, prefix if slash else None, 4)
+    if not colon:
+        raise _fail(text, f"missing port after '{group}'")
+    return AddrPortGroup(family, network, mask, _parse_ports(text, ports_text.split(":")))
+
+
+def _valid_name(name: str) -> bool:
+    return name.isprintable() and not any(c.isspace() for c in name)
+
+
+def parse_filter(text: str) -> Filter:
+    """Parse one filter expression; raise FilterSyntaxError naming it if malformed."""
+    head, at, body = text.partition("@")
+    if not at:
+        raise _fail(text, "missing '@'")
+    name, colon, direction = head.partition(":")
+    if not colon:
+        raise _fail(text, "expected NAME:DIR before '@'")
+    if not _valid_name(name):
+        raise _fail(text, f"bad filter name '{name}'")
+    if direction not in DIRECTIONS:
+        raise _fail(text, f"bad direction '{direction}' (RX or TX)")
+    if not body:
+        raise _fail(text, "missing address:port after '@'")
+    groups = [_parse_group(text, group) for group in body.split(",")]
+    return Filter(name, direction, groups, text)
+
+
+class FilterSet:
+    """The defaults (RX, TX), the named filters in order, and the exclusions apart.
+
+    Several filters may share a name (e.g. one RX and one TX); the name is then
+    one counter and a session is counted in it once.
+    """
+
+    __slots__ = ("_by_direction", "_exclusions", "filters", "names")
+
+    filters: tuple[Filter, ...]
+    names: tuple[str, ...]
+
+    def __init__(self, filters: Iterable[Filter] = ()) -> None:
+        given = list(filters)
+        defaults = [parse_filter(t) for t in DEFAULT_FILTER_TEXTS]
+        named = defaults + [f for f in given if not f.is_exclusion]
+        self.filters = tuple(named)
+        self.names = tuple(dict.fromkeys(f.name for f in named))
+        self._exclusions = tuple(f for f in given if f.is_exclusion)
+        by_direction: dict[str, list[tuple[str, tuple[AddrPortGroup, ...]]]] = {
+            d: [] for d in DIRECTIONS
+        }
+        for f in named:
+            by_direction[f.direction].append((f.name, f.groups))
+        self._by_direction = {d: tuple(v) for d, v in by_direction.items()}
+
+    @classmethod
+    def parse(cls, texts: Iterable[str]) -> FilterSet:
+        return cls(parse_filter(t) for t in texts)
+
+    @property
+    def exclusions(self) -> tuple[Filter, ...]:
+        return self._exclusions
+
+    def match(self, direction: str, remote: bytes, server_port: int) -> list[str]:
+        """Names of the named filters the session matches, or [] if any exclusion does.
+
+        `remote` is the remote (not local) packed address; `server_port` is the
+        destination port of the SYN.
+        """
+        addr_len = len(remote)
+        addr_int = int.from_bytes(remote, "big")
+        for exclusion in self._exclusions:
+            if exclusion.matches(direction, addr_len, addr_int, server_port):
+                return []
+        names: list[str] = []
+        for name, groups in self._by_direction.get(direction, ()):
+            for group in groups:
+                if group.matches(addr_len, addr_int, server_port):
+                    if name not in names:
+                        names.append(name)
+                    break
+        return names
