@@ -1,0 +1,95 @@
+"""The statistics socket's JSON (the contract `tcpeekstat` and scripts read).
+
+GET::
+
+    [{"RX":{"success":{"total":N,"dupsyn":N,"dupsynack":N},
+            "failure":{"total":N,"timeout":N,"reject":N,"unreach":N}}},
+     ..., {"pcap":{"stats":{"recv":N,"drop":N,"ifdrop":N}}}]
+
+REFRESH: the change since the previous REFRESH, with ``failure`` lacking
+``unreach`` (it is added into ``reject``, as the original did) and no ``pcap``
+element. Compact, one line. The answer bytes end with a newline.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from tcpscope.analyze.tcpeek_counters import Counters, CountersSnapshot, PcapStats
+
+REQUESTS = ("GET", "REFRESH")
+
+_COMPACT = (",", ":")
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=_COMPACT, ensure_ascii=False)
+
+
+def get_document(snapshot: CountersSnapshot) -> list[dict[str, Any]]:
+    doc: list[dict[str, Any]] = [
+        {
+            name: {
+                "success": {"total": c.success, "dupsyn": c.dupsyn, "dupsynack": c.dupsynack},
+                "failure": {
+                    "total": c.failure,
+                    "timeout": c.timeout,
+                    "reject": c.reject,
+                    "unreach": c.unreach,
+                },
+            }
+        }
+        for name, c in snapshot.filters
+    ]
+    pcap = snapshot.pcap or PcapStats()
+    doc.append({"pcap": {"stats": {"recv": pcap.recv, "drop": pcap.drop, "ifdrop": pcap.ifdrop}}})
+    return doc
+
+
+def refresh_document(delta: CountersSnapshot) -> list[dict[str, Any]]:
+    return [
+        {
+            name: {
+                "success": {"total": c.success, "dupsyn": c.dupsyn, "dupsynack": c.dupsynack},
+                "failure": {
+                    "total": c.failure,
+                    "timeout": c.timeout,
+                    "reject": c.reject + c.unreach,
+                },
+            }
+        }
+        for name, c in delta.filters
+    ]
+
+
+def render_get(snapshot: CountersSnapshot) -> str:
+    return _dumps(get_document(snapshot))
+
+
+def render_refresh(delta: CountersSnapshot) -> str:
+    return _dumps(refresh_document(delta))
+
+
+def render_error(message: str) -> str:
+    return _dumps({"error": message})
+
+
+def unknown_request(request: str) -> str:
+    return render_error(f"unknown request '{request}'")
+
+
+def make_provider(counters: Counters) -> Callable[[str], bytes]:
+    """The StatsServer callback: answers GET / REFRESH from published snapshots only."""
+
+    def answer(request: str) -> bytes:
+        if request == "GET":
+            text = render_get(counters.published)
+        elif request == "REFRESH":
+            text = render_refresh(counters.delta_since_last_refresh())
+        else:
+            text = unknown_request(request)
+        return (text + "\n").encode()
+
+    return answer
