@@ -1,0 +1,356 @@
+"""`miruo [option] [expression]`: follow every TCP session, show those worth a look."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from typing import TextIO
+
+from tcpscope import __version__
+from tcpscope.analyze.http import HttpDpi, parse_dpi_mode
+from tcpscope.analyze.miruo import (
+    LiveClose,
+    LiveSegment,
+    MiruoAnalyzer,
+    MiruoConfig,
+    Record,
+    ShownSession,
+)
+from tcpscope.capture import Capture, default_device, open_file, open_live
+from tcpscope.capture.libpcap import libpcap_version
+from tcpscope.cli import runloop
+from tcpscope.cli.options import number, parse_args
+from tcpscope.cli.procinfo import CpuMeter, memory_kb
+from tcpscope.decode.link import linktype_name
+from tcpscope.engine import Engine
+from tcpscope.errors import TcpscopeError, UsageError
+from tcpscope.output import miruo_json
+from tcpscope.output.miruo_stats import MiruoStatsView, render_stats
+from tcpscope.output.miruo_text import ViewConfig, render_live, render_session
+from tcpscope.track.tracker import CLOSE_DUPLICATE, TrackConfig, Tracker
+
+PROG = "miruo"
+LIVE_SNAPLEN = 1522
+LIVE_TIMEOUT_MS = 1000
+MS = 1_000_000
+
+USAGE = """\
+usage: miruo [option] [expression]
+
+  option
+    -h, --help                     # help
+    -V, --version                  # version
+    -i, --interface=dev            # eth0,bond0,any...
+    -f, --file=file                # read file (tcpdump -w; pcap or pcapng; - for stdin)
+    -v, --view-data=NUM            # show NUM segments around each shown one. Default 0
+    -T, --long-connect=time[ms]    # Threshold of connection time for lookup. Default 0ms(off)
+    -t, --long-delay=time[ms]      # Threshold of long delay time for lookup. Default 0ms(off)
+    -r, --retransmit=time[ms]      # Threshold of retransmit time for lookup. Default 1000ms
+    -s, --stat=interval[sec]       # statistics view interval. Default 0sec(off)
+    -S, --syn=[0|1]                # syn retransmit lookup mode. default=1. 0=ignore 1=lookup
+    -R, --rst=[0|1|2]              # rst lookup mode. default=1. 0=ignore 1=not after FIN 2=all
+    -F, --fragment=[0|1]           # ip fragment lookup. default=1
+    -C, --color=[0|1]              # color 0=off 1=on (default: on for a terminal, NO_COLOR off)
+    -L, --session-limit=NUM        # active session limit. Default 1024 (0=unlimited)
+    -l, --segment-limit=NUM        # active segment limit. Default 65536 (0=unlimited)
+    -m, --dpi-mode=mode            # deep packet inspection mode: tcp, http[:REQHDR,..[:RESHDR,..]]
+    -q, --quiet                    # narrow lines; -qq also hides duplicate-connection errors
+        --all                      # all session lookup
+        --live                     # live mode (all segment lookup)
+        --json                     # JSON Lines on stdout instead of text (docs/json.md)
+
+  expression: a tcpdump filter expression
+"""
+
+SHORT = "hVi:f:v:T:t:r:s:S:R:F:C:L:l:m:q"
+LONG = [
+    "help",
+    "version",
+    "interface=",
+    "file=",
+    "view-data=",
+    "long-connect=",
+    "long-delay=",
+    "retransmit=",
+    "stat=",
+    "stat-interval=",
+    "syn=",
+    "rst=",
+    "fragment=",
+    "flagment=",
+    "color=",
+    "colour=",
+    "session-limit=",
+    "limit-session=",
+    "segment-limit=",
+    "limit-segment=",
+    "dpi-mode=",
+    "quiet",
+    "qiute",
+    "all",
+    "live",
+    "json",
+]
+
+
+@dataclass(frozen=True)
+class Options:
+    interface: str | None = None
+    file: str | None = None
+    view_data: int = 0
+    long_connect_ms: int = 0
+    long_delay_ms: int = 0
+    retransmit_ms: int = 1000
+    stat_interval: int = 0
+    syn: bool = True
+    rst_mode: int = 1
+    fragment: bool = True
+    colour: bool | None = None  # None: decide from the terminal
+    session_limit: int = 1024
+    segment_limit: int = 65536
+    dpi: HttpDpi | None = None
+    quiet: int = 0
+    show_all: bool = False
+    live: bool = False
+    json: bool = False
+    expression: str = ""
+    action: str = "run"  # or "help", "version"
+
+
+def parse_options(argv: list[str]) -> Options:
+    opts, rest = parse_args(argv, SHORT, LONG)
+    values: dict[str, object] = {}
+    quiet = 0
+    for name, value in opts:
+        if name in ("-h", "--help"):
+            return Options(action="help")
+        if name in ("-V", "--version"):
+            return Options(action="version")
+        if name in ("-i", "--interface"):
+            values["interface"] = value
+        elif name in ("-f", "--file"):
+            values["file"] = value
+        elif name in ("-v", "--view-data"):
+            values["view_data"] = number(value, name)
+        elif name in ("-T", "--long-connect"):
+            values["long_connect_ms"] = number(value, name)
+        elif name in ("-t", "--long-delay"):
+            values["long_delay_ms"] = number(value, name)
+        elif name in ("-r", "--retransmit"):
+            values["retransmit_ms"] = number(value, name)
+        elif name in ("-s", "--stat", "--stat-interval"):
+            values["stat_interval"] = number(value, name)
+        elif name in ("-S", "--syn"):
+            values["syn"] = bool(number(value, name, 0, 1))
+        elif name in ("-R", "--rst"):
+            values["rst_mode"] = number(value, name, 0, 2)
+        elif name in ("-F", "--fragment", "--flagment"):
+            values["fragment"] = bool(number(value, name, 0, 1))
+        elif name in ("-C", "--color", "--colour"):
+            values["colour"] = bool(number(value, name, 0, 1))
+        elif name in ("-L", "--session-limit", "--limit-session"):
+            values["session_limit"] = number(value, name)
+        elif name in ("-l", "--segment-limit", "--limit-segment"):
+            values["segment_limit"] = number(value, name)
+        elif name in ("-m", "--dpi-mode"):
+            values["dpi"] = parse_dpi_mode(value)
+        elif name in ("-q", "--quiet", "--qiute"):
+            quiet += 1
+        elif name == "--all":
+            values["show_all"] = True
+        elif name == "--live":
+            values["live"] = True
+        elif name == "--json":
+            values["json"] = True
+    if values.get("file") is not None and values.get("interface") is not None:
+        raise UsageError("give -i or -f, not both")
+    return Options(quiet=quiet, expression=" ".join(rest), **values)  # type: ignore[arg-type]
+
+
+class Miruo:
+    """One run: the wired pieces and where their output goes."""
+
+    def __init__(self, options: Options, out: TextIO, err: TextIO) -> None:
+        self.options = options
+        self.out = out
+        self.err = err
+        colour = options.colour
+        if colour is None:
+            colour = out.isatty() and "NO_COLOR" not in os.environ
+        self.view = ViewConfig(
+            quiet=options.quiet > 0, colour=colour, fragment_column=options.fragment
+        )
+        self.analyzer = MiruoAnalyzer(
+            MiruoConfig(
+                long_connect_ns=options.long_connect_ms * MS,
+                long_delay_ns=options.long_delay_ms * MS,
+                rst_mode=options.rst_mode,
+                fragment=options.fragment,
+                show_all=options.show_all,
+                live=options.live,
+                context=options.view_data,
+                dpi=options.dpi,
+            ),
+            self.emit,
+        )
+        self.tracker = Tracker(
+            TrackConfig(
+                session_limit=options.session_limit,
+                segment_limit=options.segment_limit,
+                retransmit_ns=options.retransmit_ms * MS,
+                syn_retransmit=options.syn,
+                context=options.view_data,
+            ),
+            self.analyzer,
+        )
+
+    def emit(self, rec: Record) -> None:
+        opts = self.options
+        if opts.json:
+            if isinstance(rec, ShownSession):
+                self.out.write(miruo_json.dumps(miruo_json.session_object(rec)) + "\n")
+            return
+        if isinstance(rec, (LiveSegment, LiveClose)):
+            lines = render_live(rec, self.view)
+        else:
+            if rec.close == CLOSE_DUPLICATE and opts.quiet >= 2:
+                return
+            lines = render_session(rec, self.view)
+        self.out.write("\n".join(lines) + "\n")
+
+    def stats_view(
+        self, engine: Engine, cap: Capture, elapsed_ns: int, cpu: float
+    ) -> MiruoStatsView:
+        a, t = self.analyzer.stats, self.tracker.stats
+        o = self.options
+        recv, drop, ifdrop = cap.stats()
+        vsz, rss = memory_kb()
+        return MiruoStatsView(
+            capture_seconds=elapsed_ns // 1_000_000_000,
+            total_sessions=t.total_sessions,
+            lookup=a.lookup,
+            long_connect=a.long_connect,
+            long_delay=a.long_delay,
+            retransmit=a.retransmit,
+            timeout=a.timeout,
+            error=a.error,
+            rst=a.rst,
+            fragment=a.fragment,
+            long_connect_ms=o.long_connect_ms,
+            long_delay_ms=o.long_delay_ms,
+            retransmit_ms=o.retransmit_ms,
+            active_sessions=self.tracker.active_sessions,
+            active_sessions_max=t.active_sessions_max,
+            session_limit=o.session_limit,
+            active_segments=t.active_segments,
+            active_segments_max=t.active_segments_max,
+            segment_limit=o.segment_limit,
+            dropped_sessions=t.dropped_sessions,
+            dropped_segments=t.dropped_segments,
+            cpu_percent=cpu,
+            vsz_kb=vsz,
+            rss_kb=rss,
+            recv=recv,
+            drop=drop,
+            ifdrop=ifdrop,
+            l2_errors=engine.header_errors["L2"],
+            ip_errors=engine.header_errors["IP"],
+            tcp_errors=engine.header_errors["TCP"],
+            end_of_capture=a.end_of_capture,
+        )
+
+
+def open_capture(options: Options) -> Capture:
+    if options.file is not None:
+        return open_file(options.file)
+    device = options.interface or default_device()
+    return open_live(device, LIVE_SNAPLEN, True, LIVE_TIMEOUT_MS)
+
+
+def run(options: Options, out: TextIO, err: TextIO) -> int:
+    cap = open_capture(options)
+    try:
+        if options.expression:
+            cap.set_filter(options.expression)
+        miruo = Miruo(options, out, err)
+        engine = Engine(cap.linktype, miruo.tracker)
+        name, description = linktype_name(cap.linktype)
+        listening = (
+            f"listening on {cap.name}, link-type {name} ({description}), "
+            f"capture size {cap.snaplen} bytes\n"
+        )
+        (err if options.json else out).write(listening)
+        out.flush()
+        stop = runloop.StopFlag()
+        stop.install()
+        started_wall = runloop.wall_ns()
+        cpu = CpuMeter(started_wall)
+        next_stats: int | None = None
+        interval = options.stat_interval * 1_000_000_000
+
+        def clock_start() -> int:
+            if cap.live:
+                return started_wall
+            return engine.first_ts if engine.first_ts is not None else 0
+
+        def after_batch(now: int) -> None:
+            nonlocal next_stats
+            if interval:
+                if next_stats is None:
+                    next_stats = clock_start() + interval
+                if now >= next_stats:
+                    view = miruo.stats_view(
+                        engine, cap, now - clock_start(), cpu.percent(runloop.wall_ns())
+                    )
+                    err.write(render_stats(view))
+                    err.flush()
+                    next_stats = now + interval
+            if cap.live:
+                out.flush()
+
+        now = runloop.run(cap, engine, stop, after_batch)
+        engine.finish(now)
+        view = miruo.stats_view(engine, cap, now - clock_start(), cpu.percent(runloop.wall_ns()))
+        if options.json:
+            out.write(miruo_json.dumps(miruo_json.stats_object(view)) + "\n")
+        else:
+            err.write(render_stats(view))
+        out.flush()
+        err.flush()
+        return 0
+    finally:
+        cap.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    out, err = sys.stdout, sys.stderr
+    try:
+        options = parse_options(args)
+        if options.action == "help":
+            out.write(USAGE)
+            return 0
+        if options.action == "version":
+            out.write(f"miruo (tcpscope) {__version__}\n{libpcap_version()}\n")
+            return 0
+        return run(options, out, err)
+    except UsageError as exc:
+        err.write(f"{PROG}: {exc}\n{USAGE}")
+        return 1
+    except TcpscopeError as exc:
+        err.write(f"{PROG}: {exc}\n")
+        return exc.exit_code
+    except BrokenPipeError:
+        # A reader such as `head` went away: stop quietly, as other filters do.
+        _silence_stdout()
+        return 0
+
+
+def _silence_stdout() -> None:
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
+def entry() -> None:
+    sys.exit(main())

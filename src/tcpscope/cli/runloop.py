@@ -1,0 +1,67 @@
+"""The capture loop both commands share: read batches, feed the engine, keep
+the clock moving while a live interface is quiet, stop at once on a signal.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Callable
+from types import FrameType
+
+from tcpscope.capture import Capture
+from tcpscope.engine import Engine
+
+IDLE_WAIT_S = 0.2  # how long a quiet live capture sleeps before checking the clock and signals
+BATCH = 4096
+
+
+class StopFlag:
+    """Set by SIGINT/SIGTERM; the loop checks it between batches."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.signal: int | None = None
+
+    def _handler(self, signum: int, frame: FrameType | None) -> None:
+        self.requested = True
+        self.signal = signum
+
+    def install(self) -> None:
+        signal.signal(signal.SIGINT, self._handler)
+        signal.signal(signal.SIGTERM, self._handler)
+
+
+def wall_ns() -> int:
+    return time.time_ns()
+
+
+def run(
+    cap: Capture,
+    engine: Engine,
+    stop: StopFlag,
+    after_batch: Callable[[int], None],
+) -> int:
+    """Run until end of file or a stop signal; return the clock's last reading.
+
+    `after_batch(now)` runs after every batch (and every idle wake-up of a live
+    capture) with the current clock: the packets' time for a file, wall time live.
+    """
+    now = 0
+    while not stop.requested:
+        frames = cap.read(BATCH)
+        if frames is None:
+            break
+        if frames:
+            engine.feed(frames)
+            now = wall_ns() if cap.live else (engine.last_ts or 0)
+        elif cap.live:
+            cap.wait(IDLE_WAIT_S)
+            now = wall_ns()
+            engine.tick(now)
+        after_batch(now)
+    if cap.live:
+        now = wall_ns()
+    elif engine.last_ts is not None:
+        now = engine.last_ts
+    return now

@@ -1,0 +1,121 @@
+"""miruo --json: one object per shown session, then one stats object (docs/json.md)."""
+
+from __future__ import annotations
+
+import json
+import socket
+from typing import Any
+
+from tcpscope.analyze import marks as mk
+from tcpscope.analyze.miruo import ShownSession
+from tcpscope.decode.options import format_options
+from tcpscope.decode.records import Segment
+from tcpscope.output.miruo_stats import MiruoStatsView
+from tcpscope.output.miruo_text import flag_text
+from tcpscope.track import states as st
+from tcpscope.track.session import HS_ACK, HS_RST, HS_SYNACK, Session
+
+SCHEMA = 1
+
+_MARK_NAMES = (
+    (mk.M_SYN, "syn"),
+    (mk.M_ESTAB, "established"),
+    (mk.M_STATE, "state_change"),
+    (mk.M_CLOSE_ACK, "closing_ack"),
+    (mk.M_RETRANS, "retransmission"),
+    (mk.M_RETRANS_OPT, "retransmission_options_changed"),
+    (mk.M_ORIGINAL, "original"),
+    (mk.M_BETWEEN, "between"),
+    (mk.M_RST, "rst"),
+    (mk.M_FRAG, "fragment"),
+    (mk.M_DELAY, "long_delay"),
+    (mk.M_DELAY_PREV, "before_long_delay"),
+    (mk.M_UNEXPECTED, "unexpected_flags"),
+    (mk.M_DPI, "dpi"),
+    (mk.M_CONTEXT, "context"),
+)
+
+
+def plain_address(packed: bytes) -> str:
+    family = socket.AF_INET if len(packed) == 4 else socket.AF_INET6
+    return socket.inet_ntop(family, packed)
+
+
+def epoch(ts_ns: int) -> float:
+    """Epoch seconds with microsecond precision."""
+    return round(ts_ns / 1e9, 6)
+
+
+def handshake_of(sess: Session) -> str:
+    hs = sess.handshake
+    if hs & HS_SYNACK and hs & HS_ACK:
+        return "complete"
+    if hs & HS_RST:
+        return "reset"
+    if not hs & HS_SYNACK and (sess.cstate, sess.sstate) == (st.SYN_SENT, st.SYN_RECV):
+        return "unanswered"
+    return "incomplete"
+
+
+def _segment(seg: Segment, sess: Session) -> dict[str, Any]:
+    obj: dict[str, Any] = {
+        "n": seg.num,
+        "time": epoch(seg.ts),
+        "dir": "c2s" if seg.dir == 0 else "s2c",
+        "flags": flag_text(seg.flags),
+        "seq": seg.seq,
+        "ack": seg.ack,
+        "length": seg.wire_len,
+        "payload": seg.payload_len,
+        "client_state": st.STATE_NAMES[seg.cstate],
+        "server_state": st.STATE_NAMES[seg.sstate],
+        "fragment": bool(seg.fragment),
+        "options": format_options(seg.options),
+        "marks": [name for bit, name in _MARK_NAMES if seg.marks & bit],
+    }
+    if seg.num in sess.dpi:
+        obj["dpi"] = sess.dpi[seg.num]
+    return obj
+
+
+def session_object(rec: ShownSession) -> dict[str, Any]:
+    sess = rec.session
+    rst = None
+    if sess.rst_from is not None:
+        rst = {
+            "from": "client" if sess.rst_from == 0 else "server",
+            "during_close": sess.rst_during_close,
+        }
+    return {
+        "type": "session",
+        "schema": SCHEMA,
+        "id": sess.id,
+        "client": plain_address(sess.client),
+        "client_port": sess.cport,
+        "server": plain_address(sess.server),
+        "server_port": sess.sport,
+        "start": epoch(sess.first_ts),
+        "end": epoch(sess.last_ts),
+        "segments": sess.nsegs,
+        "bytes": sess.nbytes,
+        "handshake": handshake_of(sess),
+        "syn_retransmits": sess.syn_dups,
+        "synack_retransmits": sess.synack_dups,
+        "retransmits": sess.retransmits,
+        "rst": rst,
+        "fragments": sess.fragments,
+        "long_delays": sess.long_delays,
+        "client_state": st.STATE_NAMES[sess.cstate],
+        "server_state": st.STATE_NAMES[sess.sstate],
+        "close": rec.close,
+        "reasons": mk.reason_names(sess.reasons),
+        "segments_shown": [_segment(seg, sess) for seg in rec.segments],
+    }
+
+
+def stats_object(view: MiruoStatsView) -> dict[str, Any]:
+    return {"type": "stats", "schema": SCHEMA, **view.as_dict()}
+
+
+def dumps(obj: dict[str, Any]) -> str:
+    return json.dumps(obj, separators=(",", ":"))

@@ -1,0 +1,256 @@
+"""The session table: finds a packet's session in O(1), moves both sides' states,
+spots retransmissions and duplicate connections, enforces the limits and runs
+the clock-driven timeouts. It never prints: it tells a listener what happened.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from tcpscope.decode.records import ACK, SYN, IcmpError, Segment
+from tcpscope.track import states as st
+from tcpscope.track.session import HS_ACK, HS_RST, HS_SYNACK, Session
+
+# Outcome bits the tracker adds to states.step()'s (which use 1..32).
+RETRANSMISSION = 64  # a copy of an earlier segment (the original is passed along)
+
+# Why a session left the table.
+CLOSE_FIN = "fin"
+CLOSE_RST = "rst"
+CLOSE_TIMEOUT = "timeout"
+CLOSE_DUPLICATE = "duplicate"
+CLOSE_END = "end_of_capture"
+
+SECOND = 1_000_000_000
+PER_SESSION_SEEN_MAX = 2048  # as the original: at most 2048 held per session,
+PER_SESSION_SEEN_KEEP = 1024  # pruned to the newest 1024
+
+
+@dataclass(frozen=True)
+class TrackConfig:
+    session_limit: int = 1024  # 0 = unlimited
+    segment_limit: int = 65536  # 0 = unlimited
+    retransmit_ns: int = SECOND  # 0 = ignore data retransmissions
+    syn_retransmit: bool = True  # show SYN and SYN/ACK retransmissions whatever -r says
+    half_open_timeout_ns: int = 30 * SECOND
+    idle_timeout_ns: int = 900 * SECOND
+    context: int = 0  # miruo -v: segments of context kept around shown ones
+
+
+class Listener(Protocol):
+    """What the tracker tells its analyzer."""
+
+    def on_open(self, sess: Session, seg: Segment) -> None: ...
+
+    def on_segment(
+        self, sess: Session, seg: Segment, outcome: int, original: Segment | None
+    ) -> None: ...
+
+    def on_close(self, sess: Session, reason: str, now: int) -> None: ...
+
+    def on_icmp(self, sess: Session | None, icmp: IcmpError) -> None: ...
+
+
+class TrackStats:
+    """Counters of the table itself (the statistics block's middle part)."""
+
+    __slots__ = (
+        "total_sessions",
+        "active_sessions_max",
+        "dropped_sessions",
+        "active_segments",
+        "active_segments_max",
+        "dropped_segments",
+        "ignored_segments",
+        "dropped_retransmissions",
+    )
+
+    def __init__(self) -> None:
+        self.total_sessions = 0
+        self.active_sessions_max = 0
+        self.dropped_sessions = 0
+        self.active_segments = 0
+        self.active_segments_max = 0
+        self.dropped_segments = 0
+        self.ignored_segments = 0  # segments of 4-tuples with no open session
+        self.dropped_retransmissions = 0  # copies ignored by -r / -S0
+
+
+class Tracker:
+    def __init__(self, config: TrackConfig, listener: Listener) -> None:
+        self.config = config
+        self.listener = listener
+        self.stats = TrackStats()
+        # both directions' 4-tuples map to (session, direction)
+        self.table: dict[tuple[bytes, int, bytes, int], tuple[Session, int]] = {}
+        self.sessions: dict[int, Session] = {}  # by id, in opening order
+        self._next_serial = 0
+
+    # ------------------------------------------------------------------ packets
+    def feed(self, seg: Segment) -> None:
+        entry = self.table.get((seg.src, seg.sport, seg.dst, seg.dport))
+        if entry is None:
+            if st.opens_session(seg.flags):
+                self._open(seg)
+            else:
+                self.stats.ignored_segments += 1
+            return
+        sess, d = entry
+        flags = seg.flags
+        if d == 0 and flags & st.DECISIVE_FLAGS == SYN and seg.seq != sess.syn_seq:
+            # A new connection on a 4-tuple whose old one we never saw end.
+            self._close(sess, CLOSE_DUPLICATE, seg.ts)
+            new = self._open(seg)
+            if new is not None:
+                new.after_duplicate = True
+            return
+        sess.last_ts = seg.ts
+        seg.dir = d
+        cfg = self.config
+        if flags & SYN:
+            key: tuple[int, ...] = (d, seg.seq, seg.ack, flags)
+        else:
+            key = (d, seg.seq, seg.ack, flags, seg.wire_len)
+        original = sess.seen.get(key)
+        if original is not None:
+            if flags & SYN:
+                if flags & ACK:
+                    sess.synack_dups += 1
+                else:
+                    sess.syn_dups += 1
+                keep = cfg.syn_retransmit
+            else:
+                keep = cfg.retransmit_ns > 0 and seg.ts - original.ts >= cfg.retransmit_ns
+                if keep:
+                    sess.retransmits += 1
+            if not keep:
+                self.stats.dropped_retransmissions += 1
+                return
+            self._count(sess, seg)
+            seg.cstate = sess.cstate
+            seg.sstate = sess.sstate
+            self.listener.on_segment(sess, seg, RETRANSMISSION, original)
+            return
+        self._count(sess, seg)
+        if d == 0:
+            c, s, outcome = st.step(flags, sess.cstate, sess.sstate)
+        else:
+            s, c, outcome = st.step(flags, sess.sstate, sess.cstate)
+        sess.cstate = seg.cstate = c
+        sess.sstate = seg.sstate = s
+        if outcome & (st.ESTABLISHING | st.IS_RST):
+            self._note_handshake(sess, seg, outcome)
+        self.listener.on_segment(sess, seg, outcome, None)
+        self._remember(sess, key, seg)
+        if outcome & st.CHANGED and st.is_closed(c, s):
+            self._close(sess, CLOSE_RST if outcome & st.IS_RST else CLOSE_FIN, seg.ts)
+
+    def feed_icmp(self, icmp: IcmpError) -> None:
+        entry = self.table.get((icmp.q_src, icmp.q_sport, icmp.q_dst, icmp.q_dport))
+        self.listener.on_icmp(entry[0] if entry is not None else None, icmp)
+
+    # -------------------------------------------------------------------- clock
+    def tick(self, now: int) -> None:
+        """Destroy sessions idle too long (run about once a second of clock time)."""
+        cfg = self.config
+        half = st.HALF_OPEN_STATES
+        expired = [
+            sess
+            for sess in self.sessions.values()
+            if now - sess.last_ts > cfg.idle_timeout_ns
+            or (
+                now - sess.last_ts > cfg.half_open_timeout_ns
+                and (sess.cstate in half or sess.sstate in half)
+            )
+        ]
+        for sess in expired:
+            self._close(sess, CLOSE_TIMEOUT, now)
+
+    def finish(self, now: int) -> None:
+        """End of the capture: hand every open session to the listener, oldest first."""
+        for sess in list(self.sessions.values()):
+            self._close(sess, CLOSE_END, now)
+
+    def forget(self, sess: Session) -> None:
+        """Drop a session without reporting it (an analyzer that is done with it)."""
+        self._remove(sess)
+
+    @property
+    def active_sessions(self) -> int:
+        return len(self.sessions)
+
+    # ---------------------------------------------------------------- internals
+    def _open(self, seg: Segment) -> Session | None:
+        cfg = self.config
+        stats = self.stats
+        if cfg.session_limit and len(self.sessions) >= cfg.session_limit:
+            stats.dropped_sessions += 1
+            return None
+        self._next_serial += 1
+        sess = Session(self._next_serial, seg, cfg.context)
+        self.table[sess.key] = (sess, 0)
+        self.table[(seg.dst, seg.dport, seg.src, seg.sport)] = (sess, 1)
+        self.sessions[sess.id] = sess
+        stats.total_sessions += 1
+        if len(self.sessions) > stats.active_sessions_max:
+            stats.active_sessions_max = len(self.sessions)
+        seg.dir = 0
+        seg.cstate = sess.cstate
+        seg.sstate = sess.sstate
+        self._count(sess, seg)
+        self.listener.on_open(sess, seg)
+        self._remember(sess, (0, seg.seq, seg.ack, seg.flags), seg)
+        return sess
+
+    def _count(self, sess: Session, seg: Segment) -> None:
+        seg.num = sess.nsegs
+        sess.nsegs += 1
+        sess.nbytes += seg.wire_len
+
+    def _remember(self, sess: Session, key: tuple[int, ...], seg: Segment) -> None:
+        """Hold a segment as a possible original of later retransmissions.
+
+        Called after the listener has seen the segment (DPI reads the payload).
+        """
+        stats = self.stats
+        limit = self.config.segment_limit
+        if limit and stats.active_segments >= limit:
+            stats.dropped_segments += 1
+            return
+        # Held segments outlive the capture buffer: keep only their option bytes.
+        if seg.opt_off or len(seg.data) != seg.opt_len:
+            seg.data = seg.data[seg.opt_off : seg.opt_off + seg.opt_len]
+            seg.opt_off = 0
+            seg.pay_off = seg.opt_len
+        seen = sess.seen
+        seen[key] = seg
+        stats.active_segments += 1
+        if len(seen) > PER_SESSION_SEEN_MAX:
+            keep = list(seen.items())[-PER_SESSION_SEEN_KEEP:]
+            stats.active_segments -= len(seen) - len(keep)
+            sess.seen = dict(keep)
+        if stats.active_segments > stats.active_segments_max:
+            stats.active_segments_max = stats.active_segments
+
+    def _note_handshake(self, sess: Session, seg: Segment, outcome: int) -> None:
+        if outcome & st.IS_RST:
+            if not sess.handshake & HS_ACK:
+                sess.handshake |= HS_RST
+        elif seg.dir == 1:
+            sess.handshake |= HS_SYNACK
+        else:
+            sess.handshake |= HS_ACK
+            sess.established_ts = seg.ts
+
+    def _close(self, sess: Session, reason: str, now: int) -> None:
+        self._remove(sess)
+        self.listener.on_close(sess, reason, now)
+
+    def _remove(self, sess: Session) -> None:
+        if self.sessions.pop(sess.id, None) is None:
+            return
+        del self.table[sess.key]
+        del self.table[(sess.server, sess.sport, sess.client, sess.cport)]
+        self.stats.active_segments -= len(sess.seen)
+        sess.seen = {}
