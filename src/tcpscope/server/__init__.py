@@ -1,1 +1,1 @@
-
+"""Servers that other processes talk to while capture runs (the statistics socket)."""
