@@ -220,7 +220,7 @@ def test_refused(sockdir: str) -> None:
     )
 
 
-def fake_server(path: str, action: Callable[[socket.socket], None]) -> threading.Thread:
+def fake_server(path: str, action: Callable[[socket.socket], object]) -> threading.Thread:
     """Listen at `path`, accept one connection and do `action` with it."""
     listener = socket.socket(socket.AF_UNIX)
     listener.bind(path)
