@@ -109,7 +109,8 @@ class Tracker:
         seg.dir = d
         cfg = self.config
         if flags & SYN:
-            key: tuple[int, ...] = (d, seg.seq, seg.ack, flags)
+            # ECN bits may differ between a SYN and its retransmission (Linux drops them)
+            key: tuple[int, ...] = (d, seg.seq, seg.ack, flags & st.DECISIVE_FLAGS)
         else:
             key = (d, seg.seq, seg.ack, flags, seg.wire_len)
         original = sess.seen.get(key)
@@ -200,7 +201,7 @@ class Tracker:
         seg.sstate = sess.sstate
         self._count(sess, seg)
         self.listener.on_open(sess, seg)
-        self._remember(sess, (0, seg.seq, seg.ack, seg.flags), seg)
+        self._remember(sess, (0, seg.seq, seg.ack, seg.flags & st.DECISIVE_FLAGS), seg)
         return sess
 
     def _count(self, sess: Session, seg: Segment) -> None:
@@ -213,6 +214,8 @@ class Tracker:
 
         Called after the listener has seen the segment (DPI reads the payload).
         """
+        if sess.id not in self.sessions:
+            return  # the listener let go of it
         stats = self.stats
         limit = self.config.segment_limit
         if limit and stats.active_segments >= limit:
@@ -244,13 +247,14 @@ class Tracker:
             sess.established_ts = seg.ts
 
     def _close(self, sess: Session, reason: str, now: int) -> None:
-        self._remove(sess)
-        self.listener.on_close(sess, reason, now)
+        if self._remove(sess):
+            self.listener.on_close(sess, reason, now)
 
-    def _remove(self, sess: Session) -> None:
+    def _remove(self, sess: Session) -> bool:
         if self.sessions.pop(sess.id, None) is None:
-            return
+            return False
         del self.table[sess.key]
         del self.table[(sess.server, sess.sport, sess.client, sess.cport)]
         self.stats.active_segments -= len(sess.seen)
         sess.seen = {}
+        return True

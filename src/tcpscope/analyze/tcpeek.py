@@ -1,0 +1,209 @@
+"""tcpeek's analyzer: a verdict for every three-way handshake.
+
+success: the SYN/ACK and the client's ACK (or, in a simultaneous open, both
+SYN/ACKs); reject: an RST from either side first; unreach: an ICMP/ICMPv6
+destination-unreachable quoting the SYN (with --icmp); timeout: nothing
+completed it within -t seconds of its last packet (the tracker's half-open
+timeout), or it was still pending when the capture ended.
+Once judged, a session is dropped from the table, so the rest of an
+established connection costs one failed lookup per packet.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from tcpscope.analyze.tcpeek_counters import Counters
+from tcpscope.analyze.tcpeek_filters import FilterSet
+from tcpscope.decode.records import ACK, SYN, IcmpError, Segment
+from tcpscope.track import states as st
+from tcpscope.track.session import HS_ACK, HS_SYNACK, Session
+from tcpscope.track.tracker import RETRANSMISSION, Tracker
+
+SUCCESS, REJECT, TIMEOUT, UNREACH = "success", "reject", "timeout", "unreach"
+ICMP_FRAG_NEEDED = (4, 3, 4)  # (version, type, code): path-MTU news, not a failure
+
+log = logging.getLogger("tcpscope.tcpeek")
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True)
+class Handshake:
+    """One judged handshake (a table row, a JSON object, a count)."""
+
+    client: bytes
+    client_port: int
+    server: bytes
+    server_port: int
+    start: int  # first SYN, ns
+    end: int  # when the verdict fell, ns
+    result: str
+    icmp: tuple[int, int] | None  # (type, code) for unreach
+    rtt: int | None  # handshake time in ns (success only)
+    dupsyn: int
+    dupsynack: int
+    direction: str  # "RX" or "TX"
+    filters: tuple[str, ...]
+
+
+class LocalAddresses:
+    """This host's addresses or networks: they decide RX (SYN to us) from TX (SYN from us)."""
+
+    def __init__(self, networks: Iterable[Network]) -> None:
+        exact: set[bytes] = set()
+        ranges: list[Network] = []
+        for net in networks:
+            if net.prefixlen == net.max_prefixlen:
+                exact.add(net.network_address.packed)
+            else:
+                ranges.append(net)
+        self._exact = frozenset(exact)
+        self._ranges = tuple(ranges)
+        self._cache: dict[bytes, bool] = {}
+
+    @classmethod
+    def parse(cls, texts: Iterable[str]) -> LocalAddresses:
+        return cls(ipaddress.ip_network(t, strict=False) for t in texts)
+
+    def __contains__(self, packed: bytes) -> bool:
+        if packed in self._exact:
+            return True
+        known = self._cache.get(packed)
+        if known is None:
+            addr = ipaddress.ip_address(packed)
+            known = any(addr in net for net in self._ranges if net.version == addr.version)
+            if len(self._cache) < 65536:
+                self._cache[packed] = known
+        return known
+
+    def __bool__(self) -> bool:
+        return bool(self._exact or self._ranges)
+
+
+class _Pending:
+    """What tcpeek keeps per handshake in `Session.ext`."""
+
+    __slots__ = ("client_synack", "direction", "done", "simultaneous")
+
+    def __init__(self, direction: str) -> None:
+        self.direction = direction
+        self.simultaneous = False
+        self.client_synack = False
+        self.done = False
+
+
+class TcpeekAnalyzer:
+    """The tracker's listener for tcpeek."""
+
+    def __init__(
+        self,
+        local: LocalAddresses,
+        filters: FilterSet,
+        counters: Counters,
+        emit: Callable[[Handshake], None],
+        icmp: bool = False,
+    ) -> None:
+        self.local = local
+        self.filters = filters
+        self.counters = counters
+        self.emit = emit
+        self.icmp = icmp
+        self.tracker: Tracker | None = None  # set by whoever wires the two together
+        self.not_local = 0  # handshakes between two foreign hosts: not counted
+        self._warned_not_local = False
+
+    # ---------------------------------------------------------------- hooks
+    def on_open(self, sess: Session, seg: Segment) -> None:
+        if seg.src in self.local:
+            direction = "TX"
+        elif seg.dst in self.local:
+            direction = "RX"
+        else:
+            self.not_local += 1
+            if not self._warned_not_local:
+                self._warned_not_local = True
+                log.debug("SYN between two non-local addresses: not counted (said once)")
+            self._release(sess)
+            return
+        sess.ext = _Pending(direction)
+
+    def on_segment(
+        self, sess: Session, seg: Segment, outcome: int, original: Segment | None
+    ) -> None:
+        pending: _Pending | None = sess.ext
+        if pending is None or pending.done:
+            return
+        if outcome & RETRANSMISSION:
+            return  # counted by the tracker (syn_dups / synack_dups)
+        flags = seg.flags & st.DECISIVE_FLAGS
+        if outcome & st.IS_RST:
+            self._judge(sess, REJECT, seg.ts)
+        elif seg.dir == 1 and flags == SYN:
+            pending.simultaneous = True  # the SYNs crossed
+        elif pending.simultaneous and seg.dir == 0 and flags == SYN | ACK:
+            pending.client_synack = True
+            if sess.handshake & HS_SYNACK:
+                self._judge(sess, SUCCESS, seg.ts)
+        elif sess.handshake & HS_SYNACK and (sess.handshake & HS_ACK or pending.client_synack):
+            self._judge(sess, SUCCESS, seg.ts)
+        elif outcome & st.UNEXPECTED:
+            log.debug("out-of-sequence segment in handshake %d ignored", sess.id)
+
+    def on_close(self, sess: Session, reason: str, now: int) -> None:
+        pending: _Pending | None = sess.ext
+        if pending is None or pending.done:
+            return
+        # A timeout; a new SYN breaking this one; the end of the capture; a FIN
+        # before the handshake completed: none of them completed it.
+        self._judge(sess, TIMEOUT, now)
+
+    def on_icmp(self, sess: Session | None, icmp: IcmpError) -> None:
+        if not self.icmp or sess is None:
+            return
+        pending: _Pending | None = sess.ext
+        if pending is None or pending.done:
+            return
+        if (icmp.q_src, icmp.q_sport) != (sess.client, sess.cport):
+            return  # it quotes the server's segment, not the SYN
+        if icmp.q_seq is not None and icmp.q_seq != sess.syn_seq:
+            return  # another connection on the same 4-tuple
+        if (icmp.version, icmp.type, icmp.code) == ICMP_FRAG_NEEDED:
+            return
+        self._judge(sess, UNREACH, icmp.ts, (icmp.type, icmp.code))
+
+    # ------------------------------------------------------------ internals
+    def _judge(
+        self, sess: Session, result: str, at: int, icmp: tuple[int, int] | None = None
+    ) -> None:
+        pending: _Pending = sess.ext
+        pending.done = True
+        remote = sess.server if pending.direction == "TX" else sess.client
+        names = tuple(self.filters.match(pending.direction, remote, sess.sport))
+        rtt = (sess.established_ts or at) - sess.first_ts if result == SUCCESS else None
+        self.counters.record(names, result, sess.syn_dups, sess.synack_dups)
+        self.emit(
+            Handshake(
+                client=sess.client,
+                client_port=sess.cport,
+                server=sess.server,
+                server_port=sess.sport,
+                start=sess.first_ts,
+                end=at,
+                result=result,
+                icmp=icmp,
+                rtt=rtt,
+                dupsyn=sess.syn_dups,
+                dupsynack=sess.synack_dups,
+                direction=pending.direction,
+                filters=names,
+            )
+        )
+        self._release(sess)
+
+    def _release(self, sess: Session) -> None:
+        if self.tracker is not None:
+            self.tracker.forget(sess)

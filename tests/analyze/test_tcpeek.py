@@ -1,0 +1,166 @@
+"""tcpeek's verdicts, each path, against the spec's definitions."""
+
+from __future__ import annotations
+
+from tcpscope.analyze.tcpeek import Handshake, LocalAddresses, TcpeekAnalyzer
+from tcpscope.analyze.tcpeek_counters import Counters
+from tcpscope.analyze.tcpeek_filters import FilterSet
+from tcpscope.decode.records import IcmpError, Segment
+from tcpscope.track.tracker import SECOND, TrackConfig, Tracker
+from tests.support.segments import BASE_NS, MS, Conversation, copy, packed, seg
+
+CLIENT, SERVER = "198.18.0.1", "198.18.0.2"
+
+
+class Lab:
+    def __init__(self, local: str = CLIENT, filters: tuple[str, ...] = (), icmp: bool = True,
+                 timeout_s: int = 30) -> None:
+        self.results: list[Handshake] = []
+        fs = FilterSet.parse(filters)
+        self.counters = Counters(fs.names)
+        self.analyzer = TcpeekAnalyzer(LocalAddresses.parse([local]), fs, self.counters,
+                                       self.results.append, icmp=icmp)
+        self.tracker = Tracker(
+            TrackConfig(session_limit=0, segment_limit=0, retransmit_ns=0,
+                        half_open_timeout_ns=timeout_s * SECOND), self.analyzer)
+        self.analyzer.tracker = self.tracker
+
+    def feed(self, *segments: Segment) -> None:
+        for s in segments:
+            self.tracker.feed(s)
+
+    def only(self) -> Handshake:
+        (result,) = self.results
+        return result
+
+
+def test_success_with_its_handshake_time() -> None:
+    lab = Lab()
+    conv = Conversation()
+    lab.feed(conv.c(0, "S"), conv.s(2, "SA"), conv.c(2.5, "A"))
+    hs = lab.only()
+    assert hs.result == "success" and hs.rtt == int(2.5 * MS)
+    assert hs.direction == "TX" and hs.filters == ("TX",)
+    assert lab.tracker.active_sessions == 0  # judged sessions leave the table
+    lab.feed(conv.c(3, "PA", 10))
+    assert len(lab.results) == 1
+
+
+def test_inbound_is_rx() -> None:
+    lab = Lab(local=SERVER)
+    conv = Conversation()
+    lab.feed(*conv.handshake())
+    assert lab.only().direction == "RX" and lab.only().filters == ("RX",)
+
+
+def test_rejected_by_rst_from_the_server_or_the_client() -> None:
+    for rst_from_server in (True, False):
+        lab = Lab()
+        conv = Conversation()
+        lab.feed(conv.c(0, "S"))
+        if rst_from_server:
+            lab.feed(conv.s(1, "RA"))
+        else:
+            lab.feed(conv.s(1, "SA"), conv.c(2, "R"))
+        assert lab.only().result == "reject"
+
+
+def test_timeout_counts_from_the_last_packet() -> None:
+    lab = Lab(timeout_s=30)
+    conv = Conversation()
+    syn = conv.c(0, "S")
+    lab.feed(syn, copy(syn, 3000), copy(syn, 9000))
+    lab.tracker.tick(BASE_NS + 38 * SECOND)
+    assert lab.results == []
+    lab.tracker.tick(BASE_NS + 40 * SECOND)
+    hs = lab.only()
+    assert hs.result == "timeout" and hs.dupsyn == 2 and hs.rtt is None
+    assert hs.end - hs.start == 40 * SECOND
+
+
+def test_pending_handshakes_are_timeouts_at_the_end() -> None:
+    lab = Lab()
+    lab.feed(Conversation().c(0, "S"))
+    lab.tracker.finish(BASE_NS + SECOND)
+    assert lab.only().result == "timeout"
+
+
+def test_dup_synack_is_counted_on_success() -> None:
+    lab = Lab()
+    conv = Conversation()
+    syn, synack = conv.c(0, "S"), conv.s(1, "SA")
+    lab.feed(syn, synack, copy(synack, 1000), conv.c(1001, "A"))
+    hs = lab.only()
+    assert hs.result == "success" and hs.dupsynack == 1 and hs.dupsyn == 0
+    snap = lab.counters.snapshot().get("TX")
+    assert snap.success == 1 and snap.dupsynack == 1
+
+
+def test_icmp_unreachable_quoting_the_syn() -> None:
+    lab = Lab()
+    conv = Conversation()
+    syn = conv.c(0, "S")
+    lab.feed(syn)
+    c, s = packed(CLIENT), packed(SERVER)
+    other_port = IcmpError(BASE_NS + 5 * MS, 4, 3, 3, s, c, c, s, 40001, 80, syn.seq)
+    other_seq = IcmpError(BASE_NS + 5 * MS, 4, 3, 3, s, c, c, s, 40000, 80, syn.seq + 7)
+    frag_needed = IcmpError(BASE_NS + 5 * MS, 4, 3, 4, s, c, c, s, 40000, 80, syn.seq)
+    for icmp in (other_port, other_seq, frag_needed):
+        lab.tracker.feed_icmp(icmp)
+    assert lab.results == []
+    lab.tracker.feed_icmp(IcmpError(BASE_NS + 6 * MS, 4, 3, 3, s, c, c, s, 40000, 80, syn.seq))
+    hs = lab.only()
+    assert hs.result == "unreach" and hs.icmp == (3, 3)
+
+
+def test_icmp_is_ignored_without_the_option() -> None:
+    lab = Lab(icmp=False)
+    conv = Conversation()
+    syn = conv.c(0, "S")
+    lab.feed(syn)
+    c, s = packed(CLIENT), packed(SERVER)
+    lab.tracker.feed_icmp(IcmpError(BASE_NS, 4, 3, 3, s, c, c, s, 40000, 80, syn.seq))
+    assert lab.results == []
+
+
+def test_icmpv6_unreachable() -> None:
+    lab = Lab(local="fd00::1")
+    conv = Conversation(client="fd00::1", server="fd00::2")
+    syn = conv.c(0, "S")
+    lab.feed(syn)
+    c, s = packed("fd00::1"), packed("fd00::2")
+    lab.tracker.feed_icmp(IcmpError(BASE_NS, 6, 1, 1, s, c, c, s, 40000, 80, syn.seq))
+    hs = lab.only()
+    assert hs.result == "unreach" and hs.icmp == (1, 1) and hs.direction == "TX"
+
+
+def test_simultaneous_open_is_a_valid_handshake() -> None:
+    lab = Lab()
+    a = seg(0, CLIENT, 5000, SERVER, 6000, "S", 100)
+    b = seg(1, SERVER, 6000, CLIENT, 5000, "S", 900)
+    a2 = seg(2, CLIENT, 5000, SERVER, 6000, "SA", 100, 901)
+    b2 = seg(3, SERVER, 6000, CLIENT, 5000, "SA", 900, 101)
+    lab.feed(a, b, a2, b2)
+    assert lab.only().result == "success"
+
+
+def test_sessions_between_foreign_hosts_are_not_counted() -> None:
+    lab = Lab(local="198.18.9.9")
+    lab.feed(*Conversation().handshake())
+    assert lab.results == [] and lab.analyzer.not_local == 1
+    assert lab.tracker.active_sessions == 0
+
+
+def test_named_filters_and_exclusions() -> None:
+    lab = Lab(filters=("web:TX@*:80:443", "db:TX@198.18.0.0/16:3306", ":TX@*:22"))
+    for port in (80, 3306, 22, 8080):
+        lab.feed(*Conversation(sport=port, cport=port + 10000).handshake())
+    names = {hs.server_port: hs.filters for hs in lab.results}
+    assert names == {80: ("TX", "web"), 3306: ("TX", "db"), 22: (), 8080: ("TX",)}
+
+
+def test_local_networks() -> None:
+    local = LocalAddresses.parse(["198.18.0.0/15", "fd00::1"])
+    assert packed("198.19.255.1") in local
+    assert packed("198.20.0.1") not in local
+    assert packed("fd00::1") in local and packed("fd00::2") not in local
