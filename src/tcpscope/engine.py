@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from tcpscope.decode.checksum import make_checksum_verifier
 from tcpscope.decode.frame import make_decoder
 from tcpscope.decode.records import Segment
 from tcpscope.errors import DecodeError
@@ -13,10 +14,13 @@ from tcpscope.track.tracker import SECOND, Tracker
 
 
 class Engine:
-    def __init__(self, linktype: int, tracker: Tracker) -> None:
+    def __init__(self, linktype: int, tracker: Tracker, checksum_level: int = 0) -> None:
         self.decode = make_decoder(linktype)  # raises UnsupportedLinkType first of all
+        # tcpeek -c: 1 drops frames with a bad IP header (or ICMP) checksum, 2 TCP's too
+        self.verify = make_checksum_verifier(linktype, checksum_level) if checksum_level else None
         self.tracker = tracker
         self.header_errors = {"L2": 0, "IP": 0, "TCP": 0}
+        self.bad_checksums = 0
         self.packets = 0
         self.first_ts: int | None = None
         self.last_ts: int | None = None
@@ -31,6 +35,7 @@ class Engine:
         next_tick = self._next_tick
         count = 0
         last = self.last_ts
+        verify = self.verify
         for ts, data in frames:
             count += 1
             if next_tick is None or ts >= next_tick:
@@ -41,6 +46,9 @@ class Engine:
                 next_tick = ts + SECOND
             if last is None or ts > last:
                 last = ts
+            if verify is not None and not verify(data):
+                self.bad_checksums += 1
+                continue
             try:
                 rec = decode(ts, data)
             except DecodeError as err:

@@ -1,0 +1,310 @@
+"""`tcpeek [option]... [expression]...`: watch TCP handshakes and report every failure."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import sys
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+from tcpscope import __version__
+from tcpscope.analyze.tcpeek import Handshake, LocalAddresses, TcpeekAnalyzer
+from tcpscope.analyze.tcpeek_counters import Counters
+from tcpscope.analyze.tcpeek_filters import FilterSet
+from tcpscope.capture import Capture, default_device, interface_addresses, open_file, open_live
+from tcpscope.capture.libpcap import libpcap_version
+from tcpscope.cli import runloop
+from tcpscope.cli.logsetup import parse_level, setup_logging
+from tcpscope.cli.options import number, parse_args
+from tcpscope.cli.privileges import drop_privileges, resolve_user
+from tcpscope.decode.link import linktype_name
+from tcpscope.engine import Engine
+from tcpscope.errors import TcpscopeError, UsageError
+from tcpscope.output import tcpeek_text
+from tcpscope.output.miruo_json import epoch, plain_address
+from tcpscope.output.stats_json import make_provider
+from tcpscope.server.statsock import DEFAULT_SOCKET_PATH, StatsServer
+from tcpscope.track.tracker import SECOND, TrackConfig, Tracker
+
+PROG = "tcpeek"
+SNAPLEN = 138
+READ_TIMEOUT_MS = 1
+SCHEMA = 1
+# VLAN-tagged frames need their own branch: plain "tcp" looks at the untagged offsets.
+CAPTURE_FILTER = "tcp or icmp or icmp6 or (vlan and (tcp or icmp or icmp6))"
+
+USAGE = """\
+usage: tcpeek [option]... [expression]...
+  option:
+    -u --user=uid         # drop privileges to this user after opening the capture
+    -i --interface=dev    # capture device (e.g. eth0)
+    -r --read=file        # read a capture file (pcap/pcapng) instead of a device
+    -U --socket=path      # statistics socket (default: /var/run/tcpeek/tcpeek.sock)
+    -c --checksum=[0|1|2] # drop bad checksums: 0=none 1=IP(+ICMP) 2=IP+TCP (default: 0)
+    -t --timeout=sec      # handshake timeout (default: 60)
+    -B --buffer=MB        # capture buffer size (default: 2)
+    -l --loglevel=LEVEL   # syslog level name (default: LOG_NOTICE)
+    -q --quiet            # no per-session lines
+       --promisc          # promiscuous mode
+       --icmp             # interpret ICMP/ICMPv6 destination unreachable
+       --local=ADDR[/LEN] # this host's address or network (repeatable; needed with -r, -i any)
+       --json             # one JSON object per finished handshake on stdout (docs/json.md)
+    -h --help             # this help
+    -v --version          # version
+  expression:
+    [filter]:dir@addr[/prefix]:port[:port...][,...]   ('%' = '*'; IPv6 as [addr/prefix])
+  example)
+    tcpeek -i eth0 filter:RX@%:80:443
+    tcpeek -i eth0 filter:TX@192.168.0.0/24:%
+    tcpeek -i eth0 web6:RX@[2001:db8::/32]:443 :RX@*:22
+"""
+
+SHORT = "u:i:r:U:c:t:B:l:qhv"
+LONG = [
+    "user=",
+    "interface=",
+    "read=",
+    "file=",
+    "socket=",
+    "checksum=",
+    "timeout=",
+    "buffer=",
+    "loglevel=",
+    "quiet",
+    "promisc",
+    "icmp",
+    "local=",
+    "json",
+    "help",
+    "version",
+]
+
+
+@dataclass(frozen=True)
+class Options:
+    user: str | None = None
+    interface: str | None = None
+    file: str | None = None
+    socket: str | None = None  # None: the default path for live capture, none for files
+    checksum: int = 0
+    timeout: int = 60
+    buffer_mb: int = 2
+    loglevel: int = 25
+    quiet: bool = False
+    promisc: bool = False
+    icmp: bool = False
+    local: tuple[str, ...] = ()
+    json: bool = False
+    filters: tuple[str, ...] = ()
+    action: str = "run"
+
+
+def parse_options(argv: list[str]) -> Options:
+    opts, rest = parse_args(argv, SHORT, LONG)
+    values: dict[str, Any] = {}
+    local: list[str] = []
+    for name, value in opts:
+        if name in ("-h", "--help"):
+            return Options(action="help")
+        if name in ("-v", "--version"):
+            return Options(action="version")
+        if name in ("-u", "--user"):
+            values["user"] = value
+        elif name in ("-i", "--interface"):
+            values["interface"] = value
+        elif name in ("-r", "--read", "--file"):
+            values["file"] = value
+        elif name in ("-U", "--socket"):
+            values["socket"] = value
+        elif name in ("-c", "--checksum"):
+            values["checksum"] = number(value, name, 0, 2)
+        elif name in ("-t", "--timeout"):
+            values["timeout"] = number(value, name, 1)
+        elif name in ("-B", "--buffer"):
+            values["buffer_mb"] = number(value, name, 1)
+        elif name in ("-l", "--loglevel"):
+            values["loglevel"] = parse_level(value)
+        elif name in ("-q", "--quiet"):
+            values["quiet"] = True
+        elif name == "--promisc":
+            values["promisc"] = True
+        elif name == "--icmp":
+            values["icmp"] = True
+        elif name == "--local":
+            local.append(_network_text(value))
+        elif name == "--json":
+            values["json"] = True
+    if values.get("file") is not None and values.get("interface") is not None:
+        raise UsageError("give -i or -r, not both")
+    return Options(local=tuple(local), filters=tuple(rest), **values)
+
+
+def _network_text(text: str) -> str:
+    try:
+        ipaddress.ip_network(text.strip("[]"), strict=False)
+    except ValueError:
+        raise UsageError(f"--local: '{text}' is not an address or network") from None
+    return text.strip("[]")
+
+
+def handshake_object(hs: Handshake) -> dict[str, Any]:
+    return {
+        "type": "handshake",
+        "schema": SCHEMA,
+        "client": plain_address(hs.client),
+        "client_port": hs.client_port,
+        "server": plain_address(hs.server),
+        "server_port": hs.server_port,
+        "start": epoch(hs.start),
+        "end": epoch(hs.end),
+        "result": hs.result,
+        "icmp": None if hs.icmp is None else {"type": hs.icmp[0], "code": hs.icmp[1]},
+        "rtt": None if hs.rtt is None else round(hs.rtt / 1e9, 6),
+        "dupsyn": hs.dupsyn,
+        "dupsynack": hs.dupsynack,
+        "direction": hs.direction,
+        "filters": list(hs.filters),
+    }
+
+
+class Reporter:
+    """Writes each verdict: a table row on stderr (unless -q), a JSON line on stdout."""
+
+    def __init__(self, options: Options, out: TextIO, err: TextIO) -> None:
+        self.options = options
+        self.out = out
+        self.err = err
+
+    def __call__(self, hs: Handshake) -> None:
+        if self.options.json:
+            self.out.write(json.dumps(handshake_object(hs), separators=(",", ":")) + "\n")
+        if not self.options.quiet:
+            elapsed = hs.rtt if hs.rtt is not None else hs.end - hs.start
+            self.err.write(
+                tcpeek_text.session_line(
+                    elapsed,
+                    hs.start,
+                    hs.client,
+                    hs.client_port,
+                    hs.server,
+                    hs.server_port,
+                    hs.result,
+                    hs.dupsyn,
+                    hs.dupsynack,
+                )
+                + "\n"
+            )
+
+
+def local_networks(options: Options, cap: Capture) -> LocalAddresses:
+    if options.local:
+        return LocalAddresses.parse(options.local)
+    if not cap.live or cap.name == "any":
+        raise UsageError("--local ADDR[/PREFIX] is required with -r and with -i any")
+    addresses = interface_addresses(cap.name)
+    if not addresses:
+        raise TcpscopeError(f"{cap.name} has no IPv4 or IPv6 address: name them with --local")
+    return LocalAddresses.parse(addresses)
+
+
+def run(options: Options, out: TextIO, err: TextIO, log: logging.Logger) -> int:
+    filters = FilterSet.parse(options.filters)
+    if options.file is not None:
+        cap = open_file(options.file)
+    else:
+        device = options.interface or default_device()
+        cap = open_live(device, SNAPLEN, options.promisc, READ_TIMEOUT_MS, options.buffer_mb)
+    server: StatsServer | None = None
+    try:
+        cap.set_filter(CAPTURE_FILTER)
+        local = local_networks(options, cap)
+        counters = Counters(filters.names)
+        reporter = Reporter(options, out, err)
+        analyzer = TcpeekAnalyzer(local, filters, counters, reporter, icmp=options.icmp)
+        tracker = Tracker(
+            TrackConfig(
+                session_limit=0,
+                segment_limit=0,
+                retransmit_ns=0,
+                syn_retransmit=True,
+                half_open_timeout_ns=options.timeout * SECOND,
+            ),
+            analyzer,
+        )
+        analyzer.tracker = tracker
+        engine = Engine(cap.linktype, tracker, checksum_level=options.checksum)
+        user = resolve_user(options.user) if options.user is not None else None
+        socket_path = options.socket or (DEFAULT_SOCKET_PATH if cap.live else None)
+        if socket_path is not None:
+            server = StatsServer(
+                socket_path,
+                make_provider(counters),
+                owner_uid=user[0] if user else None,
+                owner_gid=user[1] if user else None,
+            )
+            server.start()
+        if user is not None:
+            drop_privileges(user[0], user[1], user[2])
+            log.info("running as %s (uid %d)", user[3], user[0])
+        name, description = linktype_name(cap.linktype)
+        err.write(
+            tcpeek_text.listening_line(cap.name, name, description, cap.snaplen, options.buffer_mb)
+            + "\n"
+        )
+        if not options.quiet:
+            err.write(tcpeek_text.TABLE_HEADER + "\n")
+        err.flush()
+        stop = runloop.StopFlag()
+        stop.install()
+        started = runloop.wall_ns()
+
+        def after_batch(now: int) -> None:
+            counters.set_pcap_stats(*cap.stats())
+            counters.publish()
+            out.flush()
+            err.flush()
+
+        now = runloop.run(cap, engine, stop, after_batch)
+        engine.finish(now)  # still pending: timeouts, judged by the capture's clock
+        counters.set_pcap_stats(*cap.stats())
+        snapshot = counters.publish()
+        first = started if cap.live else (engine.first_ts if engine.first_ts is not None else now)
+        err.write(
+            tcpeek_text.summary(first, now, snapshot.filters, snapshot.pcap, options.icmp) + "\n"
+        )
+        out.flush()
+        err.flush()
+        return 0
+    finally:
+        if server is not None:
+            server.close()
+        cap.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    out, err = sys.stdout, sys.stderr
+    try:
+        options = parse_options(args)
+        if options.action == "help":
+            out.write(USAGE)
+            return 0
+        if options.action == "version":
+            out.write(f"tcpeek (tcpscope) {__version__}\n{libpcap_version()}\n")
+            return 0
+        log = setup_logging(PROG, options.loglevel, err)
+        return run(options, out, err, log)
+    except UsageError as exc:
+        err.write(f"{PROG}: {exc}\n{USAGE}")
+        return 1
+    except TcpscopeError as exc:
+        err.write(f"{PROG}: {exc}\n")
+        return exc.exit_code
+    except BrokenPipeError:
+        return 0
+
+
+def entry() -> None:
+    sys.exit(main())
