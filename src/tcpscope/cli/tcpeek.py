@@ -246,7 +246,7 @@ def run(options: Options, out: TextIO, err: TextIO, log: logging.Logger) -> int:
             )
             server.start()
         if user is not None:
-            drop_privileges(user[0], user[1], user[2])
+            drop_privileges(user[0], user[1], user[2], user[3])
             log.info("running as %s (uid %d)", user[3], user[0])
         name, description = linktype_name(cap.linktype)
         err.write(
