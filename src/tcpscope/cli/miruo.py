@@ -282,8 +282,6 @@ def run(options: Options, out: TextIO, err: TextIO) -> int:
         )
         (err if options.json else out).write(listening)
         out.flush()
-        stop = runloop.StopFlag()
-        stop.install()
         started_wall = runloop.wall_ns()
         cpu = CpuMeter(started_wall)
         next_stats: int | None = None
@@ -309,7 +307,8 @@ def run(options: Options, out: TextIO, err: TextIO) -> int:
             if cap.live:
                 out.flush()
 
-        now = runloop.run(cap, engine, stop, after_batch)
+        with runloop.StopFlag() as stop:
+            now = runloop.run(cap, engine, stop, after_batch)
         engine.finish(now)
         view = miruo.stats_view(engine, cap, now - clock_start(), cpu.percent(runloop.wall_ns()))
         if options.json:

@@ -8,6 +8,7 @@ import signal
 import time
 from collections.abc import Callable
 from types import FrameType
+from typing import Any
 
 from tcpscope.capture import Capture
 from tcpscope.engine import Engine
@@ -22,14 +23,21 @@ class StopFlag:
     def __init__(self) -> None:
         self.requested = False
         self.signal: int | None = None
+        self._previous: dict[int, Any] = {}
 
     def _handler(self, signum: int, frame: FrameType | None) -> None:
         self.requested = True
         self.signal = signum
 
-    def install(self) -> None:
-        signal.signal(signal.SIGINT, self._handler)
-        signal.signal(signal.SIGTERM, self._handler)
+    def __enter__(self) -> StopFlag:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            self._previous[signum] = signal.signal(signum, self._handler)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous.clear()
 
 
 def wall_ns() -> int:

@@ -256,8 +256,6 @@ def run(options: Options, out: TextIO, err: TextIO, log: logging.Logger) -> int:
         if not options.quiet:
             err.write(tcpeek_text.TABLE_HEADER + "\n")
         err.flush()
-        stop = runloop.StopFlag()
-        stop.install()
         started = runloop.wall_ns()
 
         def after_batch(now: int) -> None:
@@ -266,7 +264,8 @@ def run(options: Options, out: TextIO, err: TextIO, log: logging.Logger) -> int:
             out.flush()
             err.flush()
 
-        now = runloop.run(cap, engine, stop, after_batch)
+        with runloop.StopFlag() as stop:
+            now = runloop.run(cap, engine, stop, after_batch)
         engine.finish(now)  # still pending: timeouts, judged by the capture's clock
         counters.set_pcap_stats(*cap.stats())
         snapshot = counters.publish()
