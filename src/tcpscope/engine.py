@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from tcpscope.decode.checksum import make_checksum_verifier
 from tcpscope.decode.frame import make_decoder
 from tcpscope.decode.records import Segment
 from tcpscope.errors import DecodeError
@@ -16,11 +17,7 @@ class Engine:
     def __init__(self, linktype: int, tracker: Tracker, checksum_level: int = 0) -> None:
         self.decode = make_decoder(linktype)  # raises UnsupportedLinkType first of all
         # tcpeek -c: 1 drops frames with a bad IP header (or ICMP) checksum, 2 TCP's too
-        self.verify = None
-        if checksum_level:
-            from tcpscope.decode.checksum import make_checksum_verifier
-
-            self.verify = make_checksum_verifier(linktype, checksum_level)
+        self.verify = make_checksum_verifier(checksum_level)
         self.tracker = tracker
         self.header_errors = {"L2": 0, "IP": 0, "TCP": 0}
         self.bad_checksums = 0
@@ -49,15 +46,15 @@ class Engine:
                 next_tick = ts + SECOND
             if last is None or ts > last:
                 last = ts
-            if verify is not None and not verify(data):
-                self.bad_checksums += 1
-                continue
             try:
                 rec = decode(ts, data)
             except DecodeError as err:
                 errors[err.layer] += 1
                 continue
             if rec is None:
+                continue
+            if verify is not None and not verify(rec):
+                self.bad_checksums += 1
                 continue
             if type(rec) is Segment:
                 feed(rec)

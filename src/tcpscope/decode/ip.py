@@ -66,7 +66,7 @@ def ipv4(ts: int, data: bytes, off: int) -> Segment | IcmpError | None:
         return None  # a later fragment: no transport header here
     if proto == PROTO_TCP:
         end = off + total
-        return tcp_segment(
+        seg = tcp_segment(
             ts,
             4,
             src,
@@ -77,9 +77,11 @@ def ipv4(ts: int, data: bytes, off: int) -> Segment | IcmpError | None:
             end if end > n else n,
             frag & IPV4_MF != 0,
         )
+        seg.ip_off = off
+        return seg
     if proto == PROTO_ICMP:
         end = off + total
-        return _icmp(ts, 4, src, dst, data, l4, end if end < n else n)
+        return _located(_icmp(ts, 4, src, dst, data, l4, end if end < n else n), data, off)
     return None
 
 
@@ -101,7 +103,7 @@ def ipv6(ts: int, data: bytes, off: int) -> Segment | IcmpError | None:
                 return None  # a later fragment
             fragment = frag & 1 == 1  # M: more fragments follow
     if nh == PROTO_TCP:
-        return tcp_segment(
+        seg = tcp_segment(
             ts,
             6,
             src,
@@ -112,9 +114,19 @@ def ipv6(ts: int, data: bytes, off: int) -> Segment | IcmpError | None:
             end if end > n else n,
             fragment,
         )
+        seg.ip_off = off
+        return seg
     if nh == PROTO_ICMP6:
-        return _icmp(ts, 6, src, dst, data, l4, end if end < n else n)
+        return _located(_icmp(ts, 6, src, dst, data, l4, end if end < n else n), data, off)
     return None
+
+
+def _located(icmp: IcmpError | None, data: bytes, off: int) -> IcmpError | None:
+    """Keep the frame and the IP header's place with an ICMP error (tcpeek -c checks it)."""
+    if icmp is not None:
+        icmp.data = data
+        icmp.ip_off = off
+    return icmp
 
 
 def walk_extensions(data: bytes, nh: int, p: int, limit: int) -> tuple[int, int, int]:

@@ -42,6 +42,7 @@ class Segment:
         "opt_len",
         "pay_off",  # payload: data[pay_off:] (captured part only)
         "fragment",  # IPv4 MF set (a first fragment), or an IPv6 fragment header
+        "ip_off",  # where the IP header starts in data (checksum checks need it)
         # set by the tracker
         "num",  # segment number in its session, from 0 (the SYN)
         "dir",  # 0 client->server, 1 server->client
@@ -67,6 +68,7 @@ class Segment:
     opt_len: int
     pay_off: int
     fragment: bool
+    ip_off: int
     num: int
     dir: int
     cstate: int
@@ -110,6 +112,7 @@ class Segment:
         self.opt_len = opt_len
         self.pay_off = pay_off
         self.fragment = fragment
+        self.ip_off = 0
         self.num = -1
         self.dir = 0
         self.cstate = 0
@@ -155,6 +158,8 @@ class IcmpError:
         "q_sport",
         "q_dport",
         "q_seq",
+        "data",  # the captured frame, and where its IP header starts
+        "ip_off",
     )
 
     def __init__(
@@ -182,6 +187,8 @@ class IcmpError:
         self.q_sport = q_sport
         self.q_dport = q_dport
         self.q_seq = q_seq
+        self.data = b""
+        self.ip_off = 0
 
     def __repr__(self) -> str:
         return (
