@@ -59,7 +59,7 @@ class Engine:
             if type(rec) is Segment:
                 feed(rec)
             else:
-                tracker.feed_icmp(rec)
+                tracker.feed_icmp(rec)  # type: ignore[arg-type]  # the only other record
         self._next_tick = next_tick
         self.packets += count
         self.last_ts = last

@@ -95,10 +95,12 @@ def test_rst_modes() -> None:
 
     def reset_during_close() -> list[Segment]:
         conv = Conversation()
-        segs = conv.handshake() + [conv.c(5, "FA"), conv.s(6, "A")]  # client FIN_WAIT2, server CLOSE_WAIT
+        # client FIN_WAIT2, server CLOSE_WAIT
+        segs = conv.handshake() + [conv.c(5, "FA"), conv.s(6, "A")]
         return segs + [conv.s(7, "RA")]
 
-    for mode, (break_shown, close_shown) in {0: (False, False), 1: (True, False), 2: (True, True)}.items():
+    expected = {0: (False, False), 1: (True, False), 2: (True, True)}
+    for mode, (break_shown, close_shown) in expected.items():
         records, a = run(reset_session(), rst_mode=mode)
         assert bool(shown(records)) is break_shown, mode
         assert a.stats.rst == 1  # counted whether shown or not

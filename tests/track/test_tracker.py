@@ -28,7 +28,9 @@ class Recorder:
     def on_open(self, sess: Session, seg: Segment) -> None:
         self.events.append(("open", sess.id, seg.num))
 
-    def on_segment(self, sess: Session, seg: Segment, outcome: int, original: Segment | None) -> None:
+    def on_segment(
+        self, sess: Session, seg: Segment, outcome: int, original: Segment | None
+    ) -> None:
         self.events.append(("seg", sess.id, seg.num, outcome, original.num if original else None))
 
     def on_close(self, sess: Session, reason: str, now: int) -> None:
@@ -68,7 +70,7 @@ def test_a_whole_session_opens_counts_and_closes_by_fin() -> None:
 
 
 def test_the_session_knows_its_totals_and_handshake() -> None:
-    tracker, rec = make()
+    tracker, _rec = make()
     conv = Conversation()
     segs = conv.handshake() + [conv.c(3, "PA", 100)]
     feed(tracker, segs)
@@ -99,7 +101,7 @@ def test_retransmission_after_the_threshold_is_reported_with_its_original() -> N
 
 
 def test_fast_retransmission_is_dropped_from_the_session() -> None:
-    tracker, rec = make(retransmit_ns=SECOND)
+    tracker, _rec = make(retransmit_ns=SECOND)
     conv = Conversation()
     feed(tracker, conv.handshake())
     data = conv.c(10, "PA", 100)
@@ -110,7 +112,7 @@ def test_fast_retransmission_is_dropped_from_the_session() -> None:
 
 
 def test_retransmit_zero_ignores_every_data_retransmission() -> None:
-    tracker, rec = make(retransmit_ns=0)
+    tracker, _rec = make(retransmit_ns=0)
     conv = Conversation()
     feed(tracker, conv.handshake())
     data = conv.c(10, "PA", 100)
@@ -131,7 +133,7 @@ def test_a_different_length_is_not_a_retransmission() -> None:
 
 def test_syn_retransmissions_follow_syn_mode_not_retransmit_time() -> None:
     for syn_mode, expect_kept in ((True, True), (False, False)):
-        tracker, rec = make(retransmit_ns=0, syn_retransmit=syn_mode)
+        tracker, _rec = make(retransmit_ns=0, syn_retransmit=syn_mode)
         conv = Conversation()
         syn = conv.c(0, "S")
         feed(tracker, [syn, copy(syn, 100)])
@@ -176,7 +178,7 @@ def test_rst_closes_and_marks_the_handshake_reset() -> None:
 
 
 def test_session_limit_drops_and_counts() -> None:
-    tracker, rec = make(session_limit=2)
+    tracker, _rec = make(session_limit=2)
     for port in (1, 2, 3):
         tracker.feed(seg(0, "198.18.0.1", port, "198.18.0.2", 80, "S", 1))
     assert tracker.active_sessions == 2 and tracker.stats.dropped_sessions == 1
@@ -184,7 +186,7 @@ def test_session_limit_drops_and_counts() -> None:
 
 
 def test_segment_limit_drops_and_counts() -> None:
-    tracker, rec = make(segment_limit=3)
+    tracker, _rec = make(segment_limit=3)
     conv = Conversation()
     feed(tracker, conv.handshake() + [conv.c(3, "PA", 10), conv.c(4, "PA", 10)])
     assert tracker.stats.active_segments == 3
@@ -232,7 +234,7 @@ def test_icmp_finds_the_quoted_session() -> None:
 
 
 def test_per_session_held_segments_are_bounded() -> None:
-    tracker, rec = make(segment_limit=0)
+    tracker, _rec = make(segment_limit=0)
     conv = Conversation()
     feed(tracker, conv.handshake())
     for i in range(3000):

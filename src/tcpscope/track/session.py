@@ -94,4 +94,5 @@ class Session:
         return self.last_ts - self.first_ts
 
     def __repr__(self) -> str:
-        return f"Session(id={self.id}, {self.client.hex()}:{self.cport}->{self.server.hex()}:{self.sport})"
+        ends = f"{self.client.hex()}:{self.cport}->{self.server.hex()}:{self.sport}"
+        return f"Session(id={self.id}, {ends})"

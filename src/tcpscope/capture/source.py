@@ -1,0 +1,435 @@
+"""Where packets come from: a live device or a capture file, read through libpcap.
+
+Both kinds give frames in batches as `(timestamp in integer ns, frame bytes)`,
+read with pcapy-ng's `next_batch` (one C call per batch). Live handles are
+non-blocking: the caller waits with `wait()` (poll on the capture descriptor,
+cut short by any signal) and then drains with `read()`, so a quiet link never
+hangs the loop and Ctrl-C acts at once.
+
+Timestamps: libpcap hands every packet over as seconds + microseconds, also
+for nanosecond pcap and pcapng files (it scales them down when it opens the
+file), so file timestamps are exact to the microsecond.
+
+A file that ends in the middle of a record: libpcap reports it as an error,
+and `next_batch` then drops the packets it had already read in that batch. For
+files opened by path we reopen the file and read the good packets before the
+damage one by one, deliver them, and raise CaptureError on the next `read()`.
+(Standard input cannot be reread: there the packets of that last batch are lost.)
+"""
+
+from __future__ import annotations
+
+import ctypes
+import fcntl
+import math
+import os
+import select
+import stat
+import struct
+import threading
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any, NamedTuple
+
+import pcapy
+
+from tcpscope.capture.libpcap import status_message
+from tcpscope.errors import CaptureError, FilterSyntaxError
+
+Frame = tuple[int, bytes]
+_Reader = Any  # pcapy's Reader type (pcapy ships no type information)
+
+_META = struct.Struct("=IIII")  # sec, usec, offset into the batch buffer, captured length
+MAX_SNAPLEN = 262144  # what libpcap uses for 0 or oversized snapshot lengths
+_PCAP_MAGICS = (0xA1B2C3D4, 0xA1B23C4D, 0xA1B2CD34)  # µs, ns, Kuznetzov's modified
+_PCAPNG_SHB = 0x0A0D0D0A
+_PCAPNG_IDB = 1
+_HEAD_LIMIT = 1 << 18  # read at most this much of a stream to find its snapshot length
+_PIPE_DEFAULT = 1 << 16
+_F_SETPIPE_SZ = 1031  # Linux
+_POLLIN = 0x001
+_POLL_WAKE = 0x001 | 0x008 | 0x010 | 0x020  # POLLIN, POLLERR, POLLHUP, POLLNVAL
+_FILTER_PREFIX = "can't parse filter expression: "
+
+
+class CaptureStats(NamedTuple):
+    """libpcap's counters (for files: packets read so far, no drops)."""
+
+    recv: int
+    drop: int
+    ifdrop: int
+
+
+class _PollFd(ctypes.Structure):
+    _fields_ = (("fd", ctypes.c_int), ("events", ctypes.c_short), ("revents", ctypes.c_short))
+
+
+def _load_poll() -> Callable[..., int] | None:
+    # libc's poll() directly: Python's select.poll retries after a signal whose
+    # handler returns (PEP 475), which would delay a Ctrl-C by up to the timeout.
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        func = libc.poll
+    except (OSError, AttributeError):
+        return None
+    func.argtypes = (ctypes.POINTER(_PollFd), ctypes.c_ulong, ctypes.c_int)
+    func.restype = ctypes.c_int
+    return func
+
+
+_libc_poll = _load_poll()
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _named(name: str, message: str) -> str:
+    """A one-line message that starts with the device or file name."""
+    message = _one_line(message)
+    return message if message.startswith(f"{name}: ") else f"{name}: {message}"
+
+
+class Capture:
+    """An open device or capture file. Build it with `open_file` or `open_live`."""
+
+    name: str
+    linktype: int
+    snaplen: int
+    live: bool
+
+    def __init__(
+        self,
+        reader: _Reader,
+        name: str,
+        snaplen: int,
+        live: bool,
+        reopen_path: str | None = None,
+    ) -> None:
+        self._reader: _Reader | None = reader
+        self.name = name
+        self.linktype = int(reader.datalink())
+        self.snaplen = snaplen
+        self.live = live
+        self._fd = int(reader.getfd()) if live else -1
+        self._count = 0
+        self._reopen_path = reopen_path  # a file we may read again after a damaged record
+        self._filter = ""
+        self._filter_changed_midway = False
+        self._pending: CaptureError | None = None
+        self._eof = False
+
+    def __repr__(self) -> str:
+        kind = "live" if self.live else "file"
+        return f"Capture({self.name!r}, {kind}, linktype={self.linktype}, snaplen={self.snaplen})"
+
+    def __enter__(self) -> Capture:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def set_filter(self, expression: str) -> None:
+        """Compile and apply a BPF filter (kernel-side for live captures)."""
+        reader = self._open_reader()
+        try:
+            reader.setfilter(expression)
+        except pcapy.PcapError as exc:
+            reason = _one_line(str(exc))
+            reason = reason.removeprefix(_FILTER_PREFIX)
+            raise FilterSyntaxError(f"bad filter expression '{expression}': {reason}") from None
+        if self._count:
+            self._filter_changed_midway = True
+        self._filter = expression
+
+    def read(self, max_packets: int = 4096) -> list[Frame] | None:
+        """The next batch: [] when nothing is there yet (live), None at end of file."""
+        if self._pending is not None:
+            error, self._pending = self._pending, None
+            self._eof = True
+            raise error
+        reader = self._reader
+        if reader is None or self._eof:
+            return None
+        try:
+            buf, meta = reader.next_batch(max_packets)
+        except pcapy.PcapError as exc:
+            return self._after_error(str(exc))
+        if not meta:
+            if self.live:
+                return []
+            self._eof = True
+            return None
+        frames = _frames(buf, meta)
+        self._count += len(frames)
+        return frames
+
+    def wait(self, timeout: float) -> bool:
+        """Live: wait until packets can be read (True) or `timeout` s pass or a signal
+        arrives (False). Files: True at once."""
+        if not self.live:
+            return True
+        if self._reader is None or self._fd < 0:
+            return False
+        millis = min(max(0, math.ceil(timeout * 1000)), 2**31 - 1)
+        if _libc_poll is None:
+            poller = select.poll()
+            poller.register(self._fd, select.POLLIN)
+            return bool(poller.poll(millis))
+        entry = _PollFd(self._fd, _POLLIN, 0)
+        ready = _libc_poll(ctypes.byref(entry), 1, millis)
+        # -1 is EINTR (a signal: the caller looks at its flags) or a closed descriptor.
+        return ready > 0 and bool(entry.revents & _POLL_WAKE)
+
+    def stats(self) -> CaptureStats:
+        """Live: libpcap's recv/drop/ifdrop. Files: packets read so far, 0, 0."""
+        if not self.live or self._reader is None:
+            return CaptureStats(self._count, 0, 0)
+        try:
+            recv, drop, ifdrop = self._reader.stats()
+        except pcapy.PcapError as exc:
+            raise CaptureError(_named(self.name, str(exc))) from None
+        return CaptureStats(int(recv), int(drop), int(ifdrop))
+
+    def close(self) -> None:
+        """Release the handle (idempotent)."""
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            reader.close()
+
+    # --- internals
+
+    def _open_reader(self) -> _Reader:
+        if self._reader is None:
+            raise CaptureError(f"{self.name}: capture is closed")
+        return self._reader
+
+    def _after_error(self, message: str) -> list[Frame] | None:
+        error = CaptureError(_named(self.name, message))
+        if self.live or self._reopen_path is None or self._filter_changed_midway:
+            self._eof = True
+            raise error
+        frames = self._salvage()
+        self._count += len(frames)
+        if not frames:
+            self._eof = True
+            raise error
+        self._pending = error
+        return frames
+
+    def _salvage(self) -> list[Frame]:
+        """Reread the file and return the good packets of the batch that failed."""
+        assert self._reopen_path is not None
+        frames: list[Frame] = []
+        try:
+            reader = pcapy.open_offline(self._reopen_path)
+        except pcapy.PcapError:
+            return frames
+        try:
+            if self._filter:
+                reader.setfilter(self._filter)
+            to_skip = self._count
+            while to_skip > 0:
+                _, meta = reader.next_batch(min(to_skip, 4096))
+                if not meta:
+                    return frames
+                to_skip -= len(meta) // _META.size
+            while True:
+                buf, meta = reader.next_batch(1)
+                if not meta:
+                    break
+                frames.extend(_frames(buf, meta))
+        except pcapy.PcapError:
+            pass  # reached the damaged record
+        finally:
+            reader.close()
+        return frames
+
+
+def _frames(buf: bytes, meta: bytes) -> list[Frame]:
+    return [
+        (sec * 1_000_000_000 + usec * 1000, buf[offset : offset + caplen])
+        for sec, usec, offset, caplen in _META.iter_unpack(meta)
+    ]
+
+
+# --- capture files
+
+
+def _file_snaplen(head: bytes) -> int | None:
+    """The snapshot length in a capture file's first bytes.
+
+    None: more bytes are needed; 0: not a format we can read it from (libpcap decides).
+    """
+    if len(head) < 4:
+        return None
+    for order in "<>":
+        (magic,) = struct.unpack_from(order + "I", head)
+        if magic in _PCAP_MAGICS:
+            if len(head) < 24:
+                return None
+            (snaplen,) = struct.unpack_from(order + "I", head, 16)
+            return _sane_snaplen(snaplen)
+    if struct.unpack_from("<I", head)[0] != _PCAPNG_SHB:
+        return 0
+    if len(head) < 12:
+        return None
+    byte_order = {b"\x4d\x3c\x2b\x1a": "<", b"\x1a\x2b\x3c\x4d": ">"}.get(head[8:12])
+    if byte_order is None:
+        return 0
+    pos = 0
+    while True:
+        if pos + 16 > len(head):
+            return None
+        block_type, block_len = struct.unpack_from(byte_order + "II", head, pos)
+        if block_type == _PCAPNG_IDB:
+            if pos + block_len > len(head):
+                return None  # libpcap reads the whole block when it opens the file
+            (snaplen,) = struct.unpack_from(byte_order + "I", head, pos + 12)
+            return _sane_snaplen(snaplen)
+        if block_len < 12 or block_len % 4:
+            return 0
+        pos += block_len
+
+
+def _sane_snaplen(snaplen: int) -> int:
+    return MAX_SNAPLEN if snaplen <= 0 or snaplen > MAX_SNAPLEN else snaplen
+
+
+def _read_head(read: Callable[[int], bytes]) -> bytes:
+    """Read (with read(n) -> bytes) until the snapshot length can be told."""
+    head = b""
+    while _file_snaplen(head) is None and len(head) < _HEAD_LIMIT:
+        chunk = read(max(24, len(head)))
+        if not chunk:
+            break
+        head += chunk
+    return head
+
+
+def _pump(source_fd: int, sink_fd: int) -> None:
+    """Copy everything from source_fd into sink_fd; close sink_fd at the end."""
+    try:
+        while chunk := os.read(source_fd, 1 << 16):
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(sink_fd, view) :]
+    except OSError:
+        pass  # the capture was closed early (EPIPE) or stdin failed: stop copying
+    finally:
+        os.close(sink_fd)
+
+
+def _stream_through_pipe(head: bytes) -> _Reader:
+    """libpcap reading `head` and then the rest of standard input, through a pipe.
+
+    pcapy holds the GIL while libpcap opens the file, so the header must already
+    sit in the pipe before that call; a thread copies the rest afterwards.
+    """
+    read_end, write_end = os.pipe()
+    try:
+        if len(head) > _PIPE_DEFAULT:
+            fcntl.fcntl(write_end, _F_SETPIPE_SZ, len(head))
+        view = memoryview(head)
+        while view:
+            view = view[os.write(write_end, view) :]
+    except OSError:
+        os.close(read_end)
+        os.close(write_end)
+        raise
+    threading.Thread(target=_pump, args=(0, write_end), name="tcpscope-stdin", daemon=True).start()
+    try:
+        return pcapy.open_offline(f"/dev/fd/{read_end}")
+    finally:
+        os.close(read_end)  # libpcap opened its own descriptor of the pipe
+
+
+def _open_stdin() -> tuple[_Reader, int]:
+    """libpcap on standard input, and the snapshot length from the stream's header."""
+    mode = os.fstat(0).st_mode
+    if stat.S_ISREG(mode):
+        # A redirected file: peek with pread, which leaves libpcap's position alone.
+        offset = os.lseek(0, 0, os.SEEK_CUR)
+
+        def peek(n: int) -> bytes:
+            nonlocal offset
+            data = os.pread(0, n, offset)
+            offset += len(data)
+            return data
+
+        head = _read_head(peek)
+        return pcapy.open_offline("-"), _file_snaplen(head) or 0
+    # A pipe or terminal cannot be peeked at: read the header ourselves and hand
+    # libpcap a pipe fed with that header and then the rest of the stream.
+    head = _read_head(lambda n: os.read(0, n))
+    return _stream_through_pipe(head), _file_snaplen(head) or 0
+
+
+def open_file(path: str) -> Capture:
+    """Open a pcap or pcapng capture file ("-" = standard input)."""
+    try:
+        if path == "-":
+            reader, snaplen = _open_stdin()
+            return Capture(reader, "-", snaplen or MAX_SNAPLEN, live=False)
+        if os.path.isdir(path):
+            raise CaptureError(f"{path}: is a directory, not a capture file")
+        reader = pcapy.open_offline(path)
+        with open(path, "rb") as stream:
+            snaplen = _file_snaplen(_read_head(stream.read)) or MAX_SNAPLEN
+        return Capture(reader, path, snaplen, live=False, reopen_path=path)
+    except pcapy.PcapError as exc:
+        message = str(exc)
+        if path == "-" and message.startswith("/dev/fd/"):
+            message = message.split(": ", 1)[-1]
+        raise CaptureError(_named(path, message)) from None
+    except OSError as exc:
+        raise CaptureError(_named(path, exc.strerror or str(exc))) from None
+
+
+# --- live devices
+
+
+def open_live(
+    device: str,
+    snaplen: int,
+    promisc: bool,
+    timeout_ms: int,
+    buffer_mb: int | None = None,
+) -> Capture:
+    """Open a device for live capture, in non-blocking mode."""
+    try:
+        reader = pcapy.create(device)
+        reader.set_snaplen(snaplen)
+        reader.set_promisc(1 if promisc else 0)
+        reader.set_timeout(timeout_ms)
+        if buffer_mb is not None:
+            reader.set_buffer_size(buffer_mb * 1024 * 1024)
+        status = int(reader.activate())
+        if status < 0:
+            reader.close()
+            raise CaptureError(_activation_failure(device, snaplen, promisc, timeout_ms, status))
+        reader.setnonblock(1)
+    except pcapy.PcapError as exc:
+        raise CaptureError(_named(device, str(exc))) from None
+    return Capture(reader, device, _sane_snaplen(snaplen), live=True)
+
+
+def _activation_failure(
+    device: str, snaplen: int, promisc: bool, timeout_ms: int, status: int
+) -> str:
+    """libpcap's own words for why activation failed.
+
+    pcapy does not expose pcap_geterr() after activate(); pcap_open_live() puts
+    the full reason (with the failing system call) into its exception, so ask it.
+    """
+    try:
+        probe = pcapy.open_live(device, snaplen, promisc, timeout_ms)
+    except pcapy.PcapError as exc:
+        return _named(device, str(exc))
+    probe.close()
+    return _named(device, status_message(status))
