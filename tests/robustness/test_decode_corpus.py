@@ -21,6 +21,7 @@ import pytest
 from tcpscope.decode.frame import Decoder, linktype_name, make_decoder
 from tcpscope.decode.records import IcmpError, Segment
 from tcpscope.errors import DecodeError, UnsupportedLinkType
+from tests.support.corpus import corpus_dir
 
 pytestmark = pytest.mark.corpus
 
@@ -28,16 +29,6 @@ REPO = Path(__file__).resolve().parents[2]
 META = struct.Struct("=IIII")  # next_batch: sec, usec, offset, caplen per packet
 BATCH = 4096
 HEADER_REACH = 160  # link + IPv6 with extension headers + TCP with options fit in this
-
-
-def corpus_dir() -> Path:
-    configured = os.environ.get("TCPSCOPE_CORPUS")
-    path = Path(configured) if configured else REPO.parent / "shared" / "corpus" / "tcpdump-tests"
-    if not path.is_dir():
-        if os.environ.get("CI"):
-            pytest.fail(f"corpus directory {path} is missing")
-        pytest.skip(f"corpus directory {path} is missing")
-    return path
 
 
 def read_frames(reader: Any, counts: Counter[str]) -> Iterator[tuple[int, bytes]]:

@@ -19,7 +19,7 @@ from tcpscope.cli import runloop
 from tcpscope.cli.logsetup import parse_level, setup_logging
 from tcpscope.cli.options import number, parse_args
 from tcpscope.cli.privileges import drop_privileges, resolve_user
-from tcpscope.decode.link import linktype_name
+from tcpscope.decode.link import EN10MB, linktype_name
 from tcpscope.engine import Engine
 from tcpscope.errors import TcpscopeError, UsageError
 from tcpscope.output import tcpeek_text
@@ -32,8 +32,10 @@ PROG = "tcpeek"
 SNAPLEN = 138
 READ_TIMEOUT_MS = 1
 SCHEMA = 1
-# VLAN-tagged frames need their own branch: plain "tcp" looks at the untagged offsets.
-CAPTURE_FILTER = "tcp or icmp or icmp6 or (vlan and (tcp or icmp or icmp6))"
+# Only what a handshake verdict can use. On Ethernet, VLAN-tagged frames need their
+# own branch: plain "tcp" looks at the untagged offsets.
+CAPTURE_FILTER = "tcp or icmp or icmp6"
+ETHERNET_FILTER = f"{CAPTURE_FILTER} or (vlan and ({CAPTURE_FILTER}))"
 
 USAGE = """\
 usage: tcpeek [option]... [expression]...
@@ -218,7 +220,6 @@ def run(options: Options, out: TextIO, err: TextIO, log: logging.Logger) -> int:
         cap = open_live(device, SNAPLEN, options.promisc, READ_TIMEOUT_MS, options.buffer_mb)
     server: StatsServer | None = None
     try:
-        cap.set_filter(CAPTURE_FILTER)
         local = local_networks(options, cap)
         counters = Counters(filters.names)
         reporter = Reporter(options, out, err)
@@ -235,6 +236,7 @@ def run(options: Options, out: TextIO, err: TextIO, log: logging.Logger) -> int:
         )
         analyzer.tracker = tracker
         engine = Engine(cap.linktype, tracker, checksum_level=options.checksum)
+        cap.set_filter(ETHERNET_FILTER if cap.linktype == EN10MB else CAPTURE_FILTER)
         user = resolve_user(options.user) if options.user is not None else None
         socket_path = options.socket or (DEFAULT_SOCKET_PATH if cap.live else None)
         if socket_path is not None:
