@@ -1,0 +1,154 @@
+"""Live capture on a veth in a namespace lab, while real TCP runs between the namespaces."""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Iterator
+from types import FrameType
+
+import pytest
+
+from tcpscope.capture import (
+    Capture,
+    default_device,
+    interface_addresses,
+    open_live,
+)
+from tcpscope.errors import CaptureError
+from tests.capture.frames import ACK, SYN, Tcp, parse_tcp
+from tests.support.netns import Lab, require_root_and_tools
+
+pytestmark = pytest.mark.live
+
+
+@pytest.fixture
+def lab() -> Iterator[Lab]:
+    require_root_and_tools(nft=False)
+    with Lab() as built:
+        yield built
+
+
+@pytest.fixture
+def capture(lab: Lab) -> Iterator[Capture]:
+    with lab.inside(lab.client_ns):
+        cap = open_live(lab.client_if, 1522, True, 100)
+    try:
+        yield cap
+    finally:
+        cap.close()
+
+
+def drain(cap: Capture, quiet: float = 0.5, limit: float = 5.0) -> list[tuple[int, bytes]]:
+    """Everything captured until nothing came for `quiet` seconds (at most `limit`)."""
+    frames: list[tuple[int, bytes]] = []
+    deadline = time.monotonic() + limit
+    last = time.monotonic()
+    while time.monotonic() < deadline and time.monotonic() - last < quiet:
+        if cap.wait(0.1):
+            batch = cap.read()
+            assert batch is not None
+            if batch:
+                frames.extend(batch)
+                last = time.monotonic()
+    return frames
+
+
+def segments(frames: list[tuple[int, bytes]]) -> list[Tcp]:
+    return [seg for _, frame in frames if (seg := parse_tcp(frame)) is not None]
+
+
+def test_capture_sees_the_syns(lab: Lab, capture: Capture) -> None:
+    assert capture.live and capture.name == lab.client_if
+    assert capture.linktype == 1 and capture.snaplen == 1522
+    lab.start_server([80])
+    before = time.time_ns()
+    attempts = lab.connect(lab.server4, 80, count=3, send="hello", recv=5)
+    attempts += lab.connect(lab.server6, 80, count=1, send="hello", recv=5)
+    after = time.time_ns()
+    assert [a["result"] for a in attempts] == ["connected"] * 4
+    assert all(a["reply"] == "hello" for a in attempts)
+    frames = drain(capture)
+    assert all(before - 10**9 <= ts <= after + 10**9 for ts, _ in frames)
+    syns = {
+        (seg.src, seg.sport)
+        for seg in segments(frames)
+        if seg.flags & (SYN | ACK) == SYN and seg.dport == 80
+    }
+    expected = {(lab.client4, a["local_port"]) for a in attempts[:3]}
+    expected.add((lab.client6, attempts[3]["local_port"]))
+    assert syns == expected
+    stats = capture.stats()
+    assert stats.recv >= len(frames) > 0
+    assert stats.drop == 0
+
+
+def test_refused_connection_shows_rst(lab: Lab, capture: Capture) -> None:
+    attempts = lab.connect(lab.server4, 9)
+    assert attempts[0]["result"] == "refused"
+    resets = [s for s in segments(drain(capture)) if s.flags & 0x04 and s.sport == 9]
+    assert len(resets) == 1
+    assert resets[0].src == lab.server4
+
+
+def test_live_filter(lab: Lab, capture: Capture) -> None:
+    capture.set_filter("tcp port 81")
+    lab.start_server([80, 81])
+    assert lab.connect(lab.server4, 80)[0]["result"] == "connected"
+    assert lab.connect(lab.server4, 81)[0]["result"] == "connected"
+    seen = segments(drain(capture))
+    assert seen, "nothing captured"
+    assert all(81 in (s.sport, s.dport) for s in seen)
+
+
+def test_idle_capture_never_blocks(capture: Capture) -> None:
+    capture.set_filter("tcp")  # nothing of the kind flows
+    for _ in range(3):
+        start = time.monotonic()
+        ready = capture.wait(0.2)
+        waited = time.monotonic() - start
+        assert 0.15 <= waited < 1.0
+        start = time.monotonic()
+        batch = capture.read()
+        assert time.monotonic() - start < 0.1
+        assert ready is False and batch == []
+
+
+def test_signal_cuts_the_wait_short(capture: Capture) -> None:
+    # A handler that only sets a flag, as the CLI's does: wait() must return at once.
+    capture.set_filter("tcp")  # keep the lab's IPv6 chatter from waking it
+    caught: list[int] = []
+
+    def on_alarm(signum: int, frame: FrameType | None) -> None:
+        caught.append(signum)
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.2)
+        start = time.monotonic()
+        ready = capture.wait(5.0)
+        waited = time.monotonic() - start
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert caught == [signal.SIGALRM]
+    assert ready is False
+    assert waited < 1.0
+
+
+def test_closed_live_capture(capture: Capture) -> None:
+    capture.close()
+    assert capture.wait(1.0) is False
+    assert capture.read() is None
+
+
+def test_interface_helpers_inside_the_lab(lab: Lab) -> None:
+    with lab.inside(lab.client_ns):
+        addresses = interface_addresses(lab.client_if)
+        chosen = default_device()
+        with pytest.raises(CaptureError):
+            interface_addresses(lab.server_if)  # lives in the other namespace
+    assert lab.client4 in addresses and lab.client6 in addresses
+    assert lab.server4 not in addresses and lab.server6 not in addresses
+    assert all(a == lab.client4 or ":" in a for a in addresses)
+    assert chosen == lab.client_if  # the only device that is up and not loopback
