@@ -207,19 +207,20 @@ class MiruoAnalyzer:
         if self.config.live:
             self.emit(LiveSegment(sess, seg))
             return
+        context = self.config.context
         if seg.marks & mk.SHOWN:
-            if sess.recent and self.config.context:
-                for before in sess.recent:
+            if sess.recent and context:
+                for before in list(sess.recent)[-context:]:
                     before.marks |= mk.M_CONTEXT
                     sess.held.append(before)
                 sess.recent.clear()
             sess.held.append(seg)
-            sess.after = self.config.context
+            sess.after = context
         elif sess.after > 0:
             seg.marks |= mk.M_CONTEXT
             sess.held.append(seg)
             sess.after -= 1
-        elif self.config.context:
+        elif context:
             sess.recent.append(seg)
 
     def _show_late(self, sess: Session, seg: Segment) -> None:

@@ -79,7 +79,8 @@ class Session:
         self.after_duplicate = False
         self.held: list[Segment] = []
         self.prev: Segment | None = None
-        self.recent: deque[Segment] = deque(maxlen=max(context, 1))
+        # one more than the context: a delayed segment's predecessor may leave it late
+        self.recent: deque[Segment] = deque(maxlen=context + 1)
         self.after = 0
         self.reasons = 0
         self.dpi: dict[int, list[str]] = {}

@@ -156,17 +156,20 @@ class Tracker:
         """Destroy sessions idle too long (run about once a second of clock time)."""
         cfg = self.config
         half = st.HALF_OPEN_STATES
-        expired = [
-            sess
-            for sess in self.sessions.values()
-            if now - sess.last_ts > cfg.idle_timeout_ns
-            or (
-                now - sess.last_ts > cfg.half_open_timeout_ns
-                and (sess.cstate in half or sess.sstate in half)
-            )
-        ]
-        for sess in expired:
-            self._close(sess, CLOSE_TIMEOUT, now)
+        expired = []
+        for sess in self.sessions.values():
+            idle = now - sess.last_ts
+            if idle > cfg.half_open_timeout_ns and (sess.cstate in half or sess.sstate in half):
+                limit = cfg.half_open_timeout_ns
+            elif idle > cfg.idle_timeout_ns:
+                limit = cfg.idle_timeout_ns
+            else:
+                continue
+            expired.append((sess, limit))
+        for sess, limit in expired:
+            # The moment the limit passed, not when a sparse capture next spoke: file
+            # output then does not depend on when the next packet happened to come.
+            self._close(sess, CLOSE_TIMEOUT, min(now, sess.last_ts + limit))
 
     def finish(self, now: int) -> None:
         """End of the capture: hand every open session to the listener, oldest first."""
