@@ -42,13 +42,14 @@ def run_one(main: Callable[[list[str]], int], argv: list[str]) -> tuple[int, str
 @pytest.mark.parametrize("command", sorted(COMMANDS))
 def test_whole_corpus(command: str) -> None:
     main, args = COMMANDS[command]
+    prog = main.__module__.rsplit(".", 1)[-1]
     files: list[Path] = corpus_files()
     assert len(files) > 800
     problems: list[str] = []
     outcomes: Counter[str] = Counter()
     for path in files:
         try:
-            code, out, err, elapsed = run_one(main, [*args, str(path)])
+            code, _out, err, elapsed = run_one(main, [*args, str(path)])
         except BaseException as exc:  # a traceback is exactly what must never happen
             problems.append(f"{path.name}: raised {type(exc).__name__}: {exc}")
             continue
@@ -56,7 +57,7 @@ def test_whole_corpus(command: str) -> None:
             problems.append(f"{path.name}: took {elapsed:.1f} s")
         if code == 0:
             outcomes["ok"] += 1
-        elif code == 1 and err.count("\n") == 1 and err.startswith(f"{main.__module__.split('.')[-1]}: "):
+        elif code == 1 and err.count("\n") == 1 and err.startswith(f"{prog}: "):
             outcomes[err.split(":", 2)[1].strip()[:40] or "error"] += 1
         else:
             problems.append(f"{path.name}: exit {code}, stderr {err[:200]!r}")

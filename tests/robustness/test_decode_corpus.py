@@ -7,7 +7,6 @@ directory in TCPSCOPE_CORPUS. Missing it is a failure in CI, a skip elsewhere.
 
 from __future__ import annotations
 
-import os
 import random
 import struct
 from collections import Counter

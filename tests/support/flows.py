@@ -61,7 +61,9 @@ class Flow:
         self.s(ms + 1, "SA", options=SYN_OPTIONS)
         self.c(ms + 2, "A")
 
-    def exchange(self, ms: float, request: bytes = b"x" * 100, response: bytes = b"y" * 300) -> None:
+    def exchange(
+        self, ms: float, request: bytes = b"x" * 100, response: bytes = b"y" * 300
+    ) -> None:
         self.c(ms, "PA", request)
         self.s(ms + 1, "PA", response)
         self.c(ms + 2, "A")

@@ -10,12 +10,13 @@ See `source` for the details (non-blocking live handles, timestamps, damaged fil
 
 from tcpscope.capture.interfaces import default_device, interface_addresses
 from tcpscope.capture.libpcap import datalink_description, datalink_name, libpcap_version
-from tcpscope.capture.source import Capture, CaptureStats, Frame, open_file, open_live
+from tcpscope.capture.source import Capture, CaptureStats, Frame, RawBatch, open_file, open_live
 
 __all__ = [
     "Capture",
     "CaptureStats",
     "Frame",
+    "RawBatch",
     "datalink_description",
     "datalink_name",
     "default_device",

@@ -149,6 +149,12 @@ class Capture:
 
     def read(self, max_packets: int = 4096) -> list[Frame] | None:
         """The next batch: [] when nothing is there yet (live), None at end of file."""
+        batch = self.read_raw(max_packets)
+        return None if batch is None else batch.frames()
+
+    def read_raw(self, max_packets: int = 4096) -> RawBatch | None:
+        """The next batch as libpcap gave it (one buffer, one meta record a packet):
+        empty when nothing is there yet (live), None at end of file."""
         if self._pending is not None:
             error, self._pending = self._pending, None
             self._eof = True
@@ -159,15 +165,16 @@ class Capture:
         try:
             buf, meta = reader.next_batch(max_packets)
         except pcapy.PcapError as exc:
-            return self._after_error(str(exc))
+            salvaged = self._after_error(str(exc))
+            return None if salvaged is None else RawBatch.of_frames(salvaged)
         if not meta:
             if self.live:
-                return []
+                return RawBatch(b"", b"")
             self._eof = True
             return None
-        frames = _frames(buf, meta)
-        self._count += len(frames)
-        return frames
+        batch = RawBatch(buf, meta)
+        self._count += len(batch)
+        return batch
 
     def wait(self, timeout: float) -> bool:
         """Live: wait until packets can be read (True) or `timeout` s pass or a signal
@@ -249,6 +256,34 @@ class Capture:
         finally:
             reader.close()
         return frames
+
+
+class RawBatch:
+    """One `next_batch`: every packet's bytes in `buf`, and per packet a 16-byte
+    native record (seconds, microseconds, offset in buf, captured length) in `meta`."""
+
+    __slots__ = ("buf", "meta")
+
+    def __init__(self, buf: bytes, meta: bytes) -> None:
+        self.buf = buf
+        self.meta = meta
+
+    def __len__(self) -> int:
+        return len(self.meta) // _META.size
+
+    def frames(self) -> list[Frame]:
+        return _frames(self.buf, self.meta)
+
+    @classmethod
+    def of_frames(cls, frames: list[Frame]) -> RawBatch:
+        """The same layout built from separate frames (the rare salvage path)."""
+        parts, records, offset = [], [], 0
+        for ts, data in frames:
+            sec, nanos = divmod(ts, 1_000_000_000)
+            records.append(_META.pack(sec, nanos // 1000, offset, len(data)))
+            parts.append(data)
+            offset += len(data)
+        return cls(b"".join(parts), b"".join(records))
 
 
 def _frames(buf: bytes, meta: bytes) -> list[Frame]:

@@ -34,6 +34,7 @@ PROG = "miruo"
 LIVE_SNAPLEN = 1522
 LIVE_TIMEOUT_MS = 1000
 MS = 1_000_000
+PREFILTER = "follow"  # skip in bulk the packets of sessions not tracked
 
 USAGE = """\
 usage: miruo [option] [expression]
@@ -274,7 +275,7 @@ def run(options: Options, out: TextIO, err: TextIO) -> int:
         if options.expression:
             cap.set_filter(options.expression)
         miruo = Miruo(options, out, err)
-        engine = Engine(cap.linktype, miruo.tracker)
+        engine = Engine(cap.linktype, miruo.tracker, prefilter=PREFILTER)
         name, description = linktype_name(cap.linktype)
         listening = (
             f"listening on {cap.name}, link-type {name} ({description}), "

@@ -57,11 +57,11 @@ def run(
     """
     now = 0
     while not stop.requested:
-        frames = cap.read(BATCH)
-        if frames is None:
+        batch = cap.read_raw(BATCH)
+        if batch is None:
             break
-        if frames:
-            engine.feed(frames)
+        if len(batch):
+            engine.feed_batch(batch)
             now = wall_ns() if cap.live else (engine.last_ts or 0)
         elif cap.live:
             cap.wait(IDLE_WAIT_S)

@@ -31,6 +31,7 @@ from tcpscope.track.tracker import SECOND, TrackConfig, Tracker
 PROG = "tcpeek"
 SNAPLEN = 138
 READ_TIMEOUT_MS = 1
+PREFILTER = "handshake"  # skip in bulk what cannot decide a handshake
 SCHEMA = 1
 # Only what a handshake verdict can use. On Ethernet, VLAN-tagged frames need their
 # own branch: plain "tcp" looks at the untagged offsets.
@@ -235,7 +236,9 @@ def run(options: Options, out: TextIO, err: TextIO, log: logging.Logger) -> int:
             analyzer,
         )
         analyzer.tracker = tracker
-        engine = Engine(cap.linktype, tracker, checksum_level=options.checksum)
+        engine = Engine(
+            cap.linktype, tracker, checksum_level=options.checksum, prefilter=PREFILTER
+        )
         cap.set_filter(ETHERNET_FILTER if cap.linktype == EN10MB else CAPTURE_FILTER)
         user = resolve_user(options.user) if options.user is not None else None
         socket_path = options.socket or (DEFAULT_SOCKET_PATH if cap.live else None)

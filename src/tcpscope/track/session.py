@@ -39,6 +39,7 @@ class Session:
         "synack_dups",
         "retransmits",  # data retransmissions at least -r ms after the original
         "seen",  # retransmission key -> first Segment with that key (the held segments)
+        "hashes",  # the prefilter's hashes of both directions (IPv4), or ()
         "after_duplicate",  # opened by a SYN that broke an older session on the same 4-tuple
         # what miruo's analyzer keeps
         "held",  # segments kept for display, in arrival order
@@ -76,6 +77,7 @@ class Session:
         self.synack_dups = 0
         self.retransmits = 0
         self.seen: dict[tuple[int, ...], Segment] = {}
+        self.hashes: tuple[int, ...] = ()
         self.after_duplicate = False
         self.held: list[Segment] = []
         self.prev: Segment | None = None

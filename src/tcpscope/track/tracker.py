@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from tcpscope.decode.columns import key_hash
 from tcpscope.decode.records import ACK, SYN, IcmpError, Segment
 from tcpscope.track import states as st
 from tcpscope.track.session import HS_ACK, HS_RST, HS_SYNACK, Session
@@ -85,6 +86,10 @@ class Tracker:
         # both directions' 4-tuples map to (session, direction)
         self.table: dict[tuple[bytes, int, bytes, int], tuple[Session, int]] = {}
         self.sessions: dict[int, Session] = {}  # by id, in opening order
+        # 64-bit hashes of both directions of every IPv4 session, with how many
+        # sessions share each (a collision must not unlist the other): what the
+        # batch prefilter looks packets up in (track.prefilter)
+        self.key_hashes: dict[int, int] = {}
         self._next_serial = 0
 
     # ------------------------------------------------------------------ packets
@@ -195,6 +200,14 @@ class Tracker:
         sess = Session(self._next_serial, seg, cfg.context)
         self.table[sess.key] = (sess, 0)
         self.table[(seg.dst, seg.dport, seg.src, seg.sport)] = (sess, 1)
+        if seg.version == 4:
+            hashes = self.key_hashes
+            sess.hashes = (
+                key_hash(seg.src, seg.sport, seg.dst, seg.dport),
+                key_hash(seg.dst, seg.dport, seg.src, seg.sport),
+            )
+            for h in sess.hashes:
+                hashes[h] = hashes.get(h, 0) + 1
         self.sessions[sess.id] = sess
         stats.total_sessions += 1
         if len(self.sessions) > stats.active_sessions_max:
@@ -258,6 +271,12 @@ class Tracker:
             return False
         del self.table[sess.key]
         del self.table[(sess.server, sess.sport, sess.client, sess.cport)]
+        hashes = self.key_hashes
+        for h in sess.hashes:
+            left = hashes.pop(h) - 1
+            if left:  # another session shares the hash (a collision): keep it listed
+                hashes[h] = left
         self.stats.active_segments -= len(sess.seen)
         sess.seen = {}
         return True
+
