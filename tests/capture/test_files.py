@@ -303,3 +303,27 @@ def test_damage_in_the_first_packet(tmp_path: Path) -> None:
     with pytest.raises(CaptureError):
         cap.read()
     assert cap.read() is None
+
+
+def test_read_raw_is_the_same_packets(tmp_path: Path) -> None:
+    path = tmp_path / "x.pcap"
+    write_pcap(path, FRAMES)
+    with open_file(str(path)) as cap:
+        batch = cap.read_raw(3)
+        assert batch is not None and len(batch) == 3
+        rest = cap.read_raw()
+        assert rest is not None and len(rest) == 1
+        assert cap.read_raw() is None
+        assert batch.frames() + rest.frames() == [(to_micros(ts), data) for ts, data in FRAMES]
+        assert cap.stats().recv == 4
+
+
+def test_read_raw_salvages_too(tmp_path: Path) -> None:
+    path = tmp_path / "cut.pcap"
+    path.write_bytes(pcap_bytes(FRAMES)[:-5])
+    with open_file(str(path)) as cap:
+        batch = cap.read_raw()
+        assert batch is not None
+        assert batch.frames() == [(to_micros(ts), data) for ts, data in FRAMES[:-1]]
+        with pytest.raises(CaptureError):
+            cap.read_raw()
