@@ -138,7 +138,9 @@ class Tracker:
             seg.sstate = sess.sstate
             self.listener.on_segment(sess, seg, RETRANSMISSION, original)
             return
-        self._count(sess, seg)
+        seg.num = sess.nsegs  # as _count(), inline: this is the path every packet takes
+        sess.nsegs += 1
+        sess.nbytes += seg.wire_len
         if d == 0:
             c, s, outcome = st.step(flags, sess.cstate, sess.sstate)
         else:
