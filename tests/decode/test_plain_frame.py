@@ -1,4 +1,4 @@
-"""decode_ether's one-call path for Ethernet/IPv4/TCP must give exactly the general path's record."""
+"""decode_ether's one-call path for Ethernet/IPv4/TCP: exactly the general path's record."""
 
 from __future__ import annotations
 
