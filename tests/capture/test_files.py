@@ -180,9 +180,23 @@ def test_stdin(tmp_path: Path, kind: str, via_pipe: bool) -> None:
 
 
 @pytest.mark.parametrize("via_pipe", [False, True], ids=["redirect", "pipe"])
+@pytest.mark.parametrize("kind", ["pcap", "pcapng"])
+def test_stdin_with_no_packets(tmp_path: Path, kind: str, via_pipe: bool) -> None:
+    # The stream ends right after its header: no hang, just an empty capture.
+    data = pcap_bytes([]) if kind == "pcap" else pcapng_bytes([])
+    done = run_stdin_reader(data, tmp_path, via_pipe)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["frames"] == []
+
+
+@pytest.mark.parametrize("via_pipe", [False, True], ids=["redirect", "pipe"])
 @pytest.mark.parametrize(
     ("data", "reason"),
-    [(b"", "truncated"), (b"this is not a capture file at all", "unknown file format")],
+    [
+        (b"", "truncated"),
+        (b"\xd4\xc3\xb2\xa1\x02\x00", "truncated"),  # ends inside the pcap header
+        (b"this is not a capture file at all", "unknown file format"),
+    ],
 )
 def test_stdin_not_a_capture(tmp_path: Path, via_pipe: bool, data: bytes, reason: str) -> None:
     done = run_stdin_reader(data, tmp_path, via_pipe)

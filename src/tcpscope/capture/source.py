@@ -26,6 +26,7 @@ import os
 import select
 import stat
 import struct
+import tempfile
 import threading
 from collections.abc import Callable
 from types import TracebackType
@@ -351,9 +352,7 @@ def _pump(source_fd: int, sink_fd: int) -> None:
     """Copy everything from source_fd into sink_fd; close sink_fd at the end."""
     try:
         while chunk := os.read(source_fd, 1 << 16):
-            view = memoryview(chunk)
-            while view:
-                view = view[os.write(sink_fd, view) :]
+            _write_all(sink_fd, chunk)
     except OSError:
         pass  # the capture was closed early (EPIPE) or stdin failed: stop copying
     finally:
@@ -363,25 +362,47 @@ def _pump(source_fd: int, sink_fd: int) -> None:
 def _stream_through_pipe(head: bytes) -> _Reader:
     """libpcap reading `head` and then the rest of standard input, through a pipe.
 
-    pcapy holds the GIL while libpcap opens the file, so the header must already
-    sit in the pipe before that call; a thread copies the rest afterwards.
+    pcapy holds the GIL while libpcap opens the file, and opening a pipe by its
+    /dev/fd name blocks while the pipe has no writer. So the whole header goes
+    into the pipe first, libpcap opens it while we still hold the write end, and
+    only then does a thread copy the rest of the stream (closing the write end
+    when standard input ends).
     """
     read_end, write_end = os.pipe()
     try:
         if len(head) > _PIPE_DEFAULT:
             fcntl.fcntl(write_end, _F_SETPIPE_SZ, len(head))
-        view = memoryview(head)
-        while view:
-            view = view[os.write(write_end, view) :]
-    except OSError:
-        os.close(read_end)
+        _write_all(write_end, head)
+        reader = pcapy.open_offline(f"/dev/fd/{read_end}")
+    except BaseException:
         os.close(write_end)
         raise
-    threading.Thread(target=_pump, args=(0, write_end), name="tcpscope-stdin", daemon=True).start()
-    try:
-        return pcapy.open_offline(f"/dev/fd/{read_end}")
     finally:
         os.close(read_end)  # libpcap opened its own descriptor of the pipe
+    threading.Thread(target=_pump, args=(0, write_end), name="tcpscope-stdin", daemon=True).start()
+    return reader
+
+
+def _open_in_memory(data: bytes) -> _Reader:
+    """libpcap on a stream that already ended (inside its header): a memory file."""
+    if hasattr(os, "memfd_create"):
+        fd = os.memfd_create("tcpscope-stdin")
+    else:  # pragma: no cover - not Linux
+        handle = tempfile.TemporaryFile()
+        fd = os.dup(handle.fileno())
+        handle.close()
+    try:
+        _write_all(fd, data)
+        os.lseek(fd, 0, os.SEEK_SET)
+        return pcapy.open_offline(f"/dev/fd/{fd}")
+    finally:
+        os.close(fd)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def _open_stdin() -> tuple[_Reader, int]:
@@ -400,9 +421,14 @@ def _open_stdin() -> tuple[_Reader, int]:
         head = _read_head(peek)
         return pcapy.open_offline("-"), _file_snaplen(head) or 0
     # A pipe or terminal cannot be peeked at: read the header ourselves and hand
-    # libpcap a pipe fed with that header and then the rest of the stream.
+    # libpcap the header and then the rest of the stream.
     head = _read_head(lambda n: os.read(0, n))
-    return _stream_through_pipe(head), _file_snaplen(head) or 0
+    snaplen = _file_snaplen(head)
+    if snaplen is not None:
+        return _stream_through_pipe(head), snaplen
+    if len(head) >= _HEAD_LIMIT:
+        raise CaptureError(f"-: no pcapng interface description in the first {_HEAD_LIMIT} bytes")
+    return _open_in_memory(head), 0  # the stream ended inside its header: libpcap says why
 
 
 def open_file(path: str) -> Capture:
