@@ -4,7 +4,9 @@ the clock moving while a live interface is quiet, stop at once on a signal.
 
 from __future__ import annotations
 
+import os
 import signal
+import stat
 import time
 from collections.abc import Callable
 from types import FrameType
@@ -15,6 +17,9 @@ from tcpscope.engine import Engine
 
 IDLE_WAIT_S = 0.2  # how long a quiet live capture sleeps before checking the clock and signals
 BATCH = 4096
+# libpcap fills a batch from a file before it returns: from a pipe (`tcpdump -w - |`)
+# that would hold output back until 4096 packets came. Packet by packet there.
+STREAM_BATCH = 1
 
 
 class StopFlag:
@@ -40,6 +45,13 @@ class StopFlag:
         self._previous.clear()
 
 
+def _stdin_is_file() -> bool:
+    try:
+        return stat.S_ISREG(os.fstat(0).st_mode)
+    except OSError:
+        return False
+
+
 def wall_ns() -> int:
     return time.time_ns()
 
@@ -56,8 +68,9 @@ def run(
     capture) with the current clock: the packets' time for a file, wall time live.
     """
     now = 0
+    size = STREAM_BATCH if cap.name == "-" and not _stdin_is_file() else BATCH
     while not stop.requested:
-        batch = cap.read_raw(BATCH)
+        batch = cap.read_raw(size)
         if batch is None:
             break
         if len(batch):
