@@ -575,11 +575,6 @@ def test_bpf_expression_keeps_only_port_8080(lab: Lab) -> None:
     assert stat(stats, "recv") == sum(b.total_segments for b in blocks), "libpcap filtered"
 
 
-@pytest.mark.xfail(
-    reason="packets in libpcap's unretired TPACKET_V3 block (up to the 1000 ms read "
-    "timeout) are never read once SIGINT stops the loop: see the live-test report",
-    strict=False,
-)
 def test_sigint_right_after_traffic_still_reports_it(lab: Lab) -> None:
     serve(lab)
     run = MiruoRun(lab, "-C0", "--all")

@@ -16,6 +16,10 @@ from tcpscope.capture import Capture
 from tcpscope.engine import Engine
 
 IDLE_WAIT_S = 0.2  # how long a quiet live capture sleeps before checking the clock and signals
+# On Linux, libpcap hands packets over a kernel block at a time, a block being
+# released when full or when the read timeout passes. After a stop signal, wait
+# that long once and read what is left, so the last moments before Ctrl-C count.
+DRAIN_MARGIN_S = 0.05
 BATCH = 4096
 # libpcap fills a batch from a file before it returns: from a pipe (`tcpdump -w - |`)
 # that would hold output back until 4096 packets came. Packet by packet there.
@@ -61,11 +65,13 @@ def run(
     engine: Engine,
     stop: StopFlag,
     after_batch: Callable[[int], None],
+    drain_s: float = 0.0,
 ) -> int:
     """Run until end of file or a stop signal; return the clock's last reading.
 
     `after_batch(now)` runs after every batch (and every idle wake-up of a live
     capture) with the current clock: the packets' time for a file, wall time live.
+    `drain_s`: the capture's read timeout, how long packets may wait in the kernel.
     """
     now = 0
     size = STREAM_BATCH if cap.name == "-" and not _stdin_is_file() else BATCH
@@ -81,8 +87,20 @@ def run(
             now = wall_ns()
             engine.tick(now)
         after_batch(now)
+    if cap.live and stop.requested:
+        _drain(cap, engine, size, drain_s)
     if cap.live:
         now = wall_ns()
     elif engine.last_ts is not None:
         now = engine.last_ts
     return now
+
+
+def _drain(cap: Capture, engine: Engine, size: int, drain_s: float) -> None:
+    """Read what the kernel still held when the stop came (bounded by `drain_s`)."""
+    time.sleep(drain_s + DRAIN_MARGIN_S)
+    for _ in range(1000):  # bounded: a busy link must not keep us here
+        batch = cap.read_raw(size)
+        if batch is None or not len(batch):
+            return
+        engine.feed_batch(batch)

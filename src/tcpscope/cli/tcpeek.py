@@ -270,7 +270,7 @@ def run(options: Options, out: TextIO, err: TextIO, log: logging.Logger) -> int:
             err.flush()
 
         with runloop.StopFlag() as stop:
-            now = runloop.run(cap, engine, stop, after_batch)
+            now = runloop.run(cap, engine, stop, after_batch, READ_TIMEOUT_MS / 1000)
         engine.finish(now)  # still pending: timeouts, judged by the capture's clock
         counters.set_pcap_stats(*cap.stats())
         snapshot = counters.publish()
