@@ -41,6 +41,9 @@ class Engine:
         self.tracker = tracker
         self.header_errors = {"L2": 0, "IP": 0, "TCP": 0}
         self.bad_checksums = 0
+        # Called with the clock's time about once a second (after the tracker's
+        # timeouts): periodic work such as miruo -s, on the packets' own clock.
+        self.on_tick: Callable[[int], None] | None = None
         self.packets = 0
         self.first_ts: int | None = None
         self.last_ts: int | None = None
@@ -63,6 +66,8 @@ class Engine:
                     self.first_ts = ts
                 else:
                     tracker.tick(ts)
+                    if self.on_tick is not None:
+                        self.on_tick(ts)
                 next_tick = ts + SECOND
             if last is None or ts > last:
                 last = ts
@@ -123,6 +128,8 @@ class Engine:
         """Advance the clock with no packet (live capture's idle wake-ups)."""
         if self._next_tick is None or now >= self._next_tick:
             self.tracker.tick(now)
+            if self.on_tick is not None:
+                self.on_tick(now)
             self._next_tick = now + SECOND
 
     def finish(self, now: int) -> None:

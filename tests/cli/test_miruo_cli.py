@@ -140,3 +140,21 @@ def test_python_dash_m_and_console_script_agree(capture: Path) -> None:
     a = subprocess.run([str(script), "-f", str(capture)], capture_output=True, check=False,
                        env={**os.environ, "TZ": "UTC"}, timeout=60)
     assert a.stdout == miruo("-f", str(capture)).stdout
+
+
+def test_stat_interval_follows_the_capture_clock(tmp_path: Path) -> None:
+    flows = []
+    for i in range(6):  # one short session a second, for 5 s of capture time
+        flow = Flow(cport=41000 + i)
+        flow.handshake(1000 * i)
+        flow.close(1000 * i + 10)
+        flows.append(flow)
+    path = tmp_path / "six.pcap"
+    write_pcap(path, sorted((fr for fl in flows for fr in fl.frames), key=lambda x: x[0]))
+    run = miruo("-s", "2", "-f", str(path))
+    assert run.returncode == 0
+    blocks = run.stderr.decode().split("===== Session Statistics =====\n")[1:]
+    assert len(blocks) == 3  # at 2 s and 4 s of capture time, then the final one
+    totals = [int(b.split("Total Sessions  : ")[1].split("\n")[0]) for b in blocks]
+    assert totals == [2, 4, 6]  # sessions begun before 2 s, before 4 s, in all
+    assert "Capture Time    : 00:00:02" in blocks[0] and "Capture Time    : 00:00:05" in blocks[2]

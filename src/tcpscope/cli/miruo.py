@@ -296,18 +296,22 @@ def run(options: Options, out: TextIO, err: TextIO) -> int:
                 return started_wall
             return engine.first_ts if engine.first_ts is not None else 0
 
-        def after_batch(now: int) -> None:
+        def periodic_stats(now: int) -> None:
             nonlocal next_stats
-            if interval:
-                if next_stats is None:
-                    next_stats = clock_start() + interval
-                if now >= next_stats:
-                    view = miruo.stats_view(
-                        engine, cap, now - clock_start(), cpu.percent(runloop.wall_ns())
-                    )
-                    err.write(render_stats(view))
-                    err.flush()
-                    next_stats = now + interval
+            if next_stats is None:
+                next_stats = clock_start() + interval
+            if now >= next_stats:
+                view = miruo.stats_view(
+                    engine, cap, now - clock_start(), cpu.percent(runloop.wall_ns())
+                )
+                err.write(render_stats(view))
+                err.flush()
+                next_stats += interval * max(1, (now - next_stats) // interval + 1)
+
+        if interval:
+            engine.on_tick = periodic_stats
+
+        def after_batch(now: int) -> None:
             if cap.live:
                 out.flush()
 
