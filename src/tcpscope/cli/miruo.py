@@ -20,11 +20,11 @@ from tcpscope.analyze.miruo import (
 from tcpscope.capture import Capture, default_device, open_file, open_live
 from tcpscope.capture.libpcap import libpcap_version
 from tcpscope.cli import runloop
-from tcpscope.cli.options import number, parse_args
+from tcpscope.cli.options import guarded, number, parse_args
 from tcpscope.cli.procinfo import CpuMeter, memory_kb
 from tcpscope.decode.link import linktype_name
 from tcpscope.engine import Engine
-from tcpscope.errors import TcpscopeError, UsageError
+from tcpscope.errors import UsageError
 from tcpscope.output import miruo_json
 from tcpscope.output.miruo_stats import MiruoStatsView, render_stats
 from tcpscope.output.miruo_text import ViewConfig, render_live, render_session
@@ -333,7 +333,8 @@ def run(options: Options, out: TextIO, err: TextIO) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     out, err = sys.stdout, sys.stderr
-    try:
+
+    def body() -> int:
         options = parse_options(args)
         if options.action == "help":
             out.write(USAGE)
@@ -342,21 +343,8 @@ def main(argv: list[str] | None = None) -> int:
             out.write(f"miruo (tcpscope) {__version__}\n{libpcap_version()}\n")
             return 0
         return run(options, out, err)
-    except UsageError as exc:
-        err.write(f"{PROG}: {exc}\n{USAGE}")
-        return 1
-    except TcpscopeError as exc:
-        err.write(f"{PROG}: {exc}\n")
-        return exc.exit_code
-    except BrokenPipeError:
-        # A reader such as `head` went away: stop quietly, as other filters do.
-        _silence_stdout()
-        return 0
 
-
-def _silence_stdout() -> None:
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
+    return guarded(PROG, USAGE, err, body)
 
 
 def entry() -> None:

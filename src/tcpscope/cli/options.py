@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import getopt
+import os
 import re
+import sys
+from collections.abc import Callable
+from typing import TextIO
 
-from tcpscope.errors import UsageError
+from tcpscope.errors import TcpscopeError, UsageError
 
 _NUMBER = re.compile(r"[+-]?[0-9]+\Z")
 
@@ -29,3 +33,20 @@ def number(text: str, option: str, lo: int = 0, hi: int | None = None) -> int:
         allowed = f"{lo}..{hi}" if hi is not None else f">= {lo}"
         raise UsageError(f"option {option}: {value} is out of range ({allowed})")
     return value
+
+
+def guarded(prog: str, usage: str, err: TextIO, body: Callable[[], int]) -> int:
+    """Run a command's body; every error it means to report becomes one line and a code."""
+    try:
+        return body()
+    except UsageError as exc:
+        err.write(f"{prog}: {exc}\n{usage}")
+        return 1
+    except TcpscopeError as exc:
+        err.write(f"{prog}: {exc}\n")
+        return exc.exit_code
+    except BrokenPipeError:
+        # A reader such as `head` went away: stop quietly, as other filters do.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0

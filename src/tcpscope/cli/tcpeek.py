@@ -17,7 +17,7 @@ from tcpscope.capture import Capture, default_device, interface_addresses, open_
 from tcpscope.capture.libpcap import libpcap_version
 from tcpscope.cli import runloop
 from tcpscope.cli.logsetup import parse_level, setup_logging
-from tcpscope.cli.options import number, parse_args
+from tcpscope.cli.options import guarded, number, parse_args
 from tcpscope.cli.privileges import drop_privileges, resolve_user
 from tcpscope.decode.link import EN10MB, linktype_name
 from tcpscope.engine import Engine
@@ -290,7 +290,8 @@ def run(options: Options, out: TextIO, err: TextIO, log: logging.Logger) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     out, err = sys.stdout, sys.stderr
-    try:
+
+    def body() -> int:
         options = parse_options(args)
         if options.action == "help":
             out.write(USAGE)
@@ -300,14 +301,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         log = setup_logging(PROG, options.loglevel, err)
         return run(options, out, err, log)
-    except UsageError as exc:
-        err.write(f"{PROG}: {exc}\n{USAGE}")
-        return 1
-    except TcpscopeError as exc:
-        err.write(f"{PROG}: {exc}\n")
-        return exc.exit_code
-    except BrokenPipeError:
-        return 0
+
+    return guarded(PROG, USAGE, err, body)
 
 
 def entry() -> None:
