@@ -164,3 +164,21 @@ def test_local_networks() -> None:
     assert packed("198.19.255.1") in local
     assert packed("198.20.0.1") not in local
     assert packed("fd00::1") in local and packed("fd00::2") not in local
+
+
+def test_a_syn_sent_again_after_a_failure_verdict_is_not_a_new_handshake() -> None:
+    """The client may never get the RST or ICMP error we saw, and send its SYN again."""
+    lab = Lab()
+    conv = Conversation()
+    syn = conv.c(0, "S")
+    c, s = packed(CLIENT), packed(SERVER)
+    lab.feed(syn)
+    lab.tracker.feed_icmp(IcmpError(BASE_NS + MS, 4, 3, 3, s, c, c, s, 40000, 80, syn.seq))
+    lab.feed(copy(syn, 1000))
+    lab.tracker.feed_icmp(IcmpError(BASE_NS + 1001 * MS, 4, 3, 3, s, c, c, s, 40000, 80, syn.seq))
+    lab.tracker.finish(BASE_NS + 5 * SECOND)
+    assert [h.result for h in lab.results] == ["unreach"]
+    # a new connection on the same 4-tuple (another ISN) is judged on its own
+    fresh = Conversation(cseq=77777)
+    lab.feed(fresh.c(2000, "S"), fresh.s(2001, "RA"))
+    assert [h.result for h in lab.results] == ["unreach", "reject"]

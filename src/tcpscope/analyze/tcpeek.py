@@ -21,7 +21,7 @@ from tcpscope.analyze.tcpeek_filters import FilterSet
 from tcpscope.decode.records import ACK, SYN, IcmpError, Segment
 from tcpscope.track import states as st
 from tcpscope.track.session import HS_ACK, HS_SYNACK, Session
-from tcpscope.track.tracker import RETRANSMISSION, Tracker
+from tcpscope.track.tracker import RETRANSMISSION, SECOND, Tracker
 
 SUCCESS, REJECT, TIMEOUT, UNREACH = "success", "reject", "timeout", "unreach"
 ICMP_FRAG_NEEDED = (4, 3, 4)  # (version, type, code): path-MTU news, not a failure
@@ -106,6 +106,7 @@ class TcpeekAnalyzer:
         counters: Counters,
         emit: Callable[[Handshake], None],
         icmp: bool = False,
+        remember_ns: int = 60 * SECOND,
     ) -> None:
         self.local = local
         self.filters = filters
@@ -113,11 +114,19 @@ class TcpeekAnalyzer:
         self.emit = emit
         self.icmp = icmp
         self.tracker: Tracker | None = None  # set by whoever wires the two together
+        # Failed handshakes judged lately: 4-tuple -> (SYN seq, when). A SYN sent again
+        # after the verdict (the client never got the RST or ICMP error we saw) is
+        # part of the judged attempt, not a new handshake.
+        self.remember_ns = remember_ns
+        self._judged: dict[tuple[bytes, int, bytes, int], tuple[int, int]] = {}
         self.not_local = 0  # handshakes between two foreign hosts: not counted
         self._warned_not_local = False
 
     # ---------------------------------------------------------------- hooks
     def on_open(self, sess: Session, seg: Segment) -> None:
+        if self._judged and self._seen_before(sess.key, seg):
+            self._release(sess)
+            return
         if seg.src in self.local:
             direction = "TX"
         elif seg.dst in self.local:
@@ -185,6 +194,8 @@ class TcpeekAnalyzer:
         names = tuple(self.filters.match(pending.direction, remote, sess.sport))
         rtt = (sess.established_ts or at) - sess.first_ts if result == SUCCESS else None
         self.counters.record(names, result, sess.syn_dups, sess.synack_dups)
+        if result != SUCCESS:
+            self._judged[sess.key] = (sess.syn_seq, at)
         self.emit(
             Handshake(
                 client=sess.client,
@@ -203,6 +214,18 @@ class TcpeekAnalyzer:
             )
         )
         self._release(sess)
+
+    def _seen_before(self, key: tuple[bytes, int, bytes, int], seg: Segment) -> bool:
+        """Is this SYN a late copy of one whose handshake was already judged?"""
+        judged = self._judged
+        horizon = seg.ts - self.remember_ns
+        while judged:  # oldest first (insertion order): forget what is too old
+            oldest = next(iter(judged))
+            if judged[oldest][1] >= horizon:
+                break
+            del judged[oldest]
+        earlier = judged.get(key)
+        return earlier is not None and earlier[0] == seg.seq
 
     def _release(self, sess: Session) -> None:
         if self.tracker is not None:

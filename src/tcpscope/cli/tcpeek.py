@@ -224,7 +224,14 @@ def run(options: Options, out: TextIO, err: TextIO, log: logging.Logger) -> int:
         local = local_networks(options, cap)
         counters = Counters(filters.names)
         reporter = Reporter(options, out, err)
-        analyzer = TcpeekAnalyzer(local, filters, counters, reporter, icmp=options.icmp)
+        analyzer = TcpeekAnalyzer(
+            local,
+            filters,
+            counters,
+            reporter,
+            icmp=options.icmp,
+            remember_ns=options.timeout * SECOND,
+        )
         tracker = Tracker(
             TrackConfig(
                 session_limit=0,
