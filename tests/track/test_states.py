@@ -90,7 +90,7 @@ def test_fin_from_a_state_that_cannot_send_one_is_unexpected(sender: int) -> Non
 
 
 @pytest.mark.parametrize("rst", [RST, RST | ACK])
-@pytest.mark.parametrize(("sender", "receiver"), itertools.product(ALL_STATES, ALL_STATES))
+@pytest.mark.parametrize(("sender", "receiver"), list(itertools.product(ALL_STATES, ALL_STATES)))
 def test_rst_closes_both_sides(rst: int, sender: int, receiver: int) -> None:
     s, r, out = st.step(rst, sender, receiver)
     assert (s, r) == (CLOSED, CLOSED)
