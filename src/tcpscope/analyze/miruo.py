@@ -109,7 +109,9 @@ class MiruoAnalyzer:
         self, sess: Session, seg: Segment, outcome: int, original: Segment | None
     ) -> None:
         marks = 0
-        if outcome & RETRANSMISSION and original is not None:
+        if not outcome:
+            pass  # the common case: a segment that changed nothing
+        elif outcome & RETRANSMISSION and original is not None:
             marks = mk.M_RETRANS if seg.options == original.options else mk.M_RETRANS_OPT
             sess.reasons |= mk.R_SYN_RETRANSMIT if seg.flags & SYN else mk.R_RETRANSMIT
             self._mark_original(sess, original, seg)
@@ -135,7 +137,8 @@ class MiruoAnalyzer:
             if self.config.fragment:
                 marks |= mk.M_FRAG
                 sess.reasons |= mk.R_FRAGMENT
-        delay = self.config.long_delay_ns
+        cfg = self.config
+        delay = cfg.long_delay_ns
         prev = sess.prev
         if delay and prev is not None and seg.ts - prev.ts > delay:
             marks |= mk.M_DELAY
@@ -144,7 +147,7 @@ class MiruoAnalyzer:
             if not prev.marks & mk.SHOWN:
                 self._show_late(sess, prev)
             prev.marks |= mk.M_DELAY_PREV
-        dpi = self.config.dpi
+        dpi = cfg.dpi
         if (
             dpi is not None
             and seg.payload_len
@@ -156,6 +159,9 @@ class MiruoAnalyzer:
                 sess.dpi[seg.num] = lines
                 marks |= mk.M_DPI
         seg.marks = marks
+        if not marks and not sess.after and not cfg.context and not cfg.live:
+            sess.prev = seg  # nothing to keep: _after_marks' answer, without the call
+            return
         self._after_marks(sess, seg)
 
     def on_close(self, sess: Session, reason: str, now: int) -> None:
