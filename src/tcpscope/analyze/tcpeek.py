@@ -14,7 +14,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from tcpscope.analyze.tcpeek_counters import Counters
 from tcpscope.analyze.tcpeek_filters import FilterSet
@@ -31,8 +31,7 @@ log = logging.getLogger("tcpscope.tcpeek")
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
-@dataclass(frozen=True)
-class Handshake:
+class Handshake(NamedTuple):
     """One judged handshake (a table row, a JSON object, a count)."""
 
     client: bytes
@@ -55,15 +54,17 @@ class LocalAddresses:
 
     def __init__(self, networks: Iterable[Network]) -> None:
         exact: set[bytes] = set()
-        ranges: list[Network] = []
+        # per address length (4 or 16): (network as an int, mask as an int)
+        ranges: dict[int, list[tuple[int, int]]] = {4: [], 16: []}
         for net in networks:
             if net.prefixlen == net.max_prefixlen:
                 exact.add(net.network_address.packed)
             else:
-                ranges.append(net)
+                ranges[len(net.network_address.packed)].append(
+                    (int(net.network_address), int(net.netmask))
+                )
         self._exact = frozenset(exact)
-        self._ranges = tuple(ranges)
-        self._cache: dict[bytes, bool] = {}
+        self._ranges = {size: tuple(nets) for size, nets in ranges.items()}
 
     @classmethod
     def parse(cls, texts: Iterable[str]) -> LocalAddresses:
@@ -72,16 +73,14 @@ class LocalAddresses:
     def __contains__(self, packed: bytes) -> bool:
         if packed in self._exact:
             return True
-        known = self._cache.get(packed)
-        if known is None:
-            addr = ipaddress.ip_address(packed)
-            known = any(addr in net for net in self._ranges if net.version == addr.version)
-            if len(self._cache) < 65536:
-                self._cache[packed] = known
-        return known
+        ranges = self._ranges.get(len(packed))
+        if not ranges:
+            return False
+        value = int.from_bytes(packed, "big")
+        return any(value & mask == network for network, mask in ranges)
 
     def __bool__(self) -> bool:
-        return bool(self._exact or self._ranges)
+        return bool(self._exact or any(self._ranges.values()))
 
 
 class _Pending:

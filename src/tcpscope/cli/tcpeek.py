@@ -238,6 +238,7 @@ def run(options: Options, out: TextIO, err: TextIO, log: logging.Logger) -> int:
                 segment_limit=0,
                 retransmit_ns=0,
                 syn_retransmit=True,
+                hold_data=False,
                 half_open_timeout_ns=options.timeout * SECOND,
             ),
             analyzer,

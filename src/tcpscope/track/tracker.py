@@ -37,6 +37,9 @@ class TrackConfig:
     half_open_timeout_ns: int = 30 * SECOND
     idle_timeout_ns: int = 900 * SECOND
     context: int = 0  # miruo -v: segments of context kept around shown ones
+    # Hold every segment as a possible original of a retransmission (miruo), or
+    # only SYNs and SYN/ACKs, whose copies are all tcpeek counts.
+    hold_data: bool = True
 
 
 class Listener(Protocol):
@@ -150,7 +153,8 @@ class Tracker:
         if outcome & (st.ESTABLISHING | st.IS_RST):
             self._note_handshake(sess, seg, outcome)
         self.listener.on_segment(sess, seg, outcome, None)
-        self._remember(sess, key, seg)
+        if cfg.hold_data or flags & SYN:
+            self._remember(sess, key, seg)
         if outcome & st.CHANGED and st.is_closed(c, s):
             self._close(sess, CLOSE_RST if outcome & st.IS_RST else CLOSE_FIN, seg.ts)
 
