@@ -5,12 +5,10 @@ from __future__ import annotations
 import io
 import json
 import os
-import shutil
 import socket
 import stat
 import subprocess
 import sys
-import tempfile
 import threading
 from collections.abc import Callable, Iterator
 
@@ -21,15 +19,6 @@ from tcpscope.analyze.tcpeek_counters import Counters
 from tcpscope.cli import tcpeekstat
 from tcpscope.output.stats_json import make_provider
 from tcpscope.server.statsock import StatsServer
-
-
-@pytest.fixture
-def sockdir() -> Iterator[str]:
-    path = tempfile.mkdtemp(prefix="tst", dir="/tmp")  # short: AF_UNIX path limit
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import stat
-import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
@@ -18,16 +16,6 @@ from tcpscope.analyze.tcpeek_counters import Counters
 from tcpscope.errors import TcpscopeError
 from tcpscope.output.stats_json import make_provider
 from tcpscope.server.statsock import StatsServer
-
-
-@pytest.fixture
-def sockdir() -> Iterator[str]:
-    # short path: AF_UNIX paths are limited to 107 bytes, pytest's tmp_path can be longer
-    path = tempfile.mkdtemp(prefix="tss", dir="/tmp")
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture
