@@ -228,3 +228,18 @@ def test_http_dpi_lines_are_attached_to_their_segment() -> None:
         "DPI:HTTP:Header >>>>>>>>> Server: s",
     ]
     assert 3 in [s.num for s in rec.segments] and 4 in [s.num for s in rec.segments]
+
+
+def test_a_session_marked_on_every_segment_holds_a_bounded_number() -> None:
+    from tcpscope.analyze.miruo import HELD_KEEP, HELD_MAX
+
+    conv = Conversation()
+    segs = conv.handshake()
+    segs += [conv.c(10 + i, "PA", 8, fragment=True) for i in range(HELD_MAX + 10)]
+    records, _ = run(segs, finish=False, track={"segment_limit": 0})
+    assert records == []
+    records, _ = run(segs, track={"segment_limit": 0})
+    (rec,) = shown(records)
+    nums = [s.num for s in rec.segments]
+    assert len(nums) <= HELD_MAX and nums[:3] == [0, 1, 2]
+    assert nums[-1] == len(segs) - 1 and len(nums) >= HELD_KEEP

@@ -20,6 +20,12 @@ from tcpscope.track.tracker import (
 )
 
 RST_NEVER, RST_BREAK, RST_ALL = 0, 1, 2
+# A session marked on every segment (fragments, say) for hours must not hold them
+# all for display: past HELD_MAX, keep its first segments and the newest HELD_KEEP,
+# as the original pruned its segment list (the gap line shows what went).
+HELD_MAX = 4096
+HELD_KEEP = 2048
+HELD_FIRST = 3  # the handshake
 
 
 @dataclass(frozen=True)
@@ -228,6 +234,8 @@ class MiruoAnalyzer:
             sess.after -= 1
         elif context:
             sess.recent.append(seg)
+        if len(sess.held) > HELD_MAX:
+            _prune_held(sess)
 
     def _show_late(self, sess: Session, seg: Segment) -> None:
         """A segment already passed by becomes shown (a delayed one's predecessor)."""
@@ -243,6 +251,14 @@ class MiruoAnalyzer:
         for held in sess.held:
             if original.num < held.num < retrans.num:
                 held.marks |= mk.M_BETWEEN
+
+
+def _prune_held(sess: Session) -> None:
+    held = sess.held
+    sess.held = held[:HELD_FIRST] + held[-HELD_KEEP:]
+    if sess.dpi:
+        kept = {seg.num for seg in sess.held}
+        sess.dpi = {num: lines for num, lines in sess.dpi.items() if num in kept}
 
 
 def shown_segments(sess: Session) -> list[Segment]:
