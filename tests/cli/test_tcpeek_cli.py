@@ -165,3 +165,23 @@ def test_bad_filter_is_one_line(tmp_path: Path) -> None:
 def test_bad_options(tmp_path: Path, args: list[str]) -> None:
     code, _, err = run(tmp_path, *args)
     assert code == 1 and err.startswith("tcpeek: ") and "usage: tcpeek" in err
+
+
+def test_pending_handshakes_are_bounded_and_the_overflow_is_said(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    flows = []
+    for i in range(5):  # five SYNs nobody answers
+        flow = Flow(cport=3000 + i)
+        flow.c(i, "S", options=SYN_OPTIONS)
+        flows.append(flow)
+    path = tmp_path / "syns.pcap"
+    write_pcap(path, merge(*flows))
+    monkeypatch.setattr(tcpeek, "MAX_PENDING", 3)
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        assert tcpeek.main(["-q", "--json", "--local", LOCAL, "-r", str(path)]) == 0
+    assert len(out.getvalue().splitlines()) == 3  # three followed, judged as timeouts
+    assert "tcpeek: WARNING: 2 handshakes not followed: more than 3 were pending at once" in (
+        err.getvalue()
+    )

@@ -32,6 +32,9 @@ PROG = "tcpeek"
 SNAPLEN = 138
 READ_TIMEOUT_MS = 1
 PREFILTER = "handshake"  # skip in bulk what cannot decide a handshake
+# Handshakes followed at once. A SYN flood must not take all memory: past this,
+# new SYNs are not followed, and how many were not is logged at exit.
+MAX_PENDING = 1_000_000
 SCHEMA = 1
 # Only what a handshake verdict can use. On Ethernet, VLAN-tagged frames need their
 # own branch: plain "tcp" looks at the untagged offsets.
@@ -234,7 +237,7 @@ def run(options: Options, out: TextIO, err: TextIO, log: logging.Logger) -> int:
         )
         tracker = Tracker(
             TrackConfig(
-                session_limit=0,
+                session_limit=MAX_PENDING,
                 segment_limit=0,
                 retransmit_ns=0,
                 syn_retransmit=True,
@@ -280,6 +283,12 @@ def run(options: Options, out: TextIO, err: TextIO, log: logging.Logger) -> int:
         with runloop.StopFlag() as stop:
             now = runloop.run(cap, engine, stop, after_batch, READ_TIMEOUT_MS / 1000)
         engine.finish(now)  # still pending: timeouts, judged by the capture's clock
+        if tracker.stats.dropped_sessions:
+            log.warning(
+                "%d handshakes not followed: more than %d were pending at once",
+                tracker.stats.dropped_sessions,
+                MAX_PENDING,
+            )
         counters.set_pcap_stats(*cap.stats())
         snapshot = counters.publish()
         first = started if cap.live else (engine.first_ts if engine.first_ts is not None else now)
