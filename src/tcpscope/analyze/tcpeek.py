@@ -103,7 +103,7 @@ class TcpeekAnalyzer:
         local: LocalAddresses,
         filters: FilterSet,
         counters: Counters,
-        emit: Callable[[Handshake], None],
+        emit: Callable[[Handshake], None] | None,
         icmp: bool = False,
         remember_ns: int = 60 * SECOND,
     ) -> None:
@@ -195,6 +195,9 @@ class TcpeekAnalyzer:
         self.counters.record(names, result, sess.syn_dups, sess.synack_dups)
         if result != SUCCESS:
             self._judged[sess.key] = (sess.syn_seq, at)
+        if self.emit is None:  # counted, and nobody wants the record (-q without --json)
+            self._release(sess)
+            return
         self.emit(
             Handshake(
                 client=sess.client,

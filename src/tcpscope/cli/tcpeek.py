@@ -226,7 +226,7 @@ def run(options: Options, out: TextIO, err: TextIO, log: logging.Logger) -> int:
     try:
         local = local_networks(options, cap)
         counters = Counters(filters.names)
-        reporter = Reporter(options, out, err)
+        reporter = Reporter(options, out, err) if options.json or not options.quiet else None
         analyzer = TcpeekAnalyzer(
             local,
             filters,

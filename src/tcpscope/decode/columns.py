@@ -45,6 +45,16 @@ class Columns:
     rkey: U64  # hash of the reverse direction
 
 
+def key_hashes(src: bytes, sport: int, dst: bytes, dport: int) -> tuple[int, int]:
+    """`key_hash` of a 4-tuple and of its reverse, computed together."""
+    s = int.from_bytes(src, "big")
+    d = int.from_bytes(dst, "big")
+    return (
+        ((s << 32) | d) ^ ((((sport << 16) | dport) * KEY_MULTIPLIER) & _MASK64),
+        ((d << 32) | s) ^ ((((dport << 16) | sport) * KEY_MULTIPLIER) & _MASK64),
+    )
+
+
 def key_hash(src: bytes, sport: int, dst: bytes, dport: int) -> int:
     """The same hash as `Columns.key`, for one IPv4 4-tuple (the tracker's side)."""
     s = int.from_bytes(src, "big")

@@ -8,6 +8,9 @@ from typing import Any
 from tcpscope.decode.records import Segment
 from tcpscope.track.states import SYN_RECV, SYN_SENT
 
+# Shared by every session without -v context; nothing is ever appended to it.
+_NO_RECENT: deque[Segment] = deque(maxlen=0)
+
 # Handshake progress bits (`Session.handshake`).
 HS_SYN = 1  # the client's SYN
 HS_SYNACK = 2  # the server's SYN/ACK
@@ -82,7 +85,8 @@ class Session:
         self.held: list[Segment] = []
         self.prev: Segment | None = None
         # one more than the context: a delayed segment's predecessor may leave it late
-        self.recent: deque[Segment] = deque(maxlen=context + 1)
+        # (none at all without context: most sessions never need one)
+        self.recent: deque[Segment] = deque(maxlen=context + 1) if context else _NO_RECENT
         self.after = 0
         self.reasons = 0
         self.dpi: dict[int, list[str]] = {}

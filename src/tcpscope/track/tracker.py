@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from tcpscope.decode.columns import key_hash
+from tcpscope.decode.columns import key_hashes
 from tcpscope.decode.records import ACK, SYN, IcmpError, Segment
 from tcpscope.track import states as st
 from tcpscope.track.session import HS_ACK, HS_RST, HS_SYNACK, Session
@@ -208,10 +208,7 @@ class Tracker:
         self.table[(seg.dst, seg.dport, seg.src, seg.sport)] = (sess, 1)
         if seg.version == 4:
             hashes = self.key_hashes
-            sess.hashes = (
-                key_hash(seg.src, seg.sport, seg.dst, seg.dport),
-                key_hash(seg.dst, seg.dport, seg.src, seg.sport),
-            )
+            sess.hashes = key_hashes(seg.src, seg.sport, seg.dst, seg.dport)
             for h in sess.hashes:
                 hashes[h] = hashes.get(h, 0) + 1
         self.sessions[sess.id] = sess
