@@ -1,7 +1,5 @@
-"""Minimal Ethernet frames for capture tests, and a minimal parser for what live tests see.
-
-Checksums are left zero: libpcap and BPF never look at them.
-"""
+"""Frames for capture tests (tests.support.frames builds them), and a minimal
+parser for what live tests see."""
 
 from __future__ import annotations
 
@@ -9,42 +7,11 @@ import ipaddress
 import struct
 from typing import NamedTuple
 
+from tests.support import frames as f
+
 ETH_IPV4 = 0x0800
 ETH_IPV6 = 0x86DD
 FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
-
-_MAC_A = bytes.fromhex("020000000001")
-_MAC_B = bytes.fromhex("020000000002")
-
-
-def _tcp(sport: int, dport: int, flags: int, seq: int, ack: int, payload: bytes) -> bytes:
-    return struct.pack("!HHIIBBHHH", sport, dport, seq, ack, 5 << 4, flags, 65535, 0, 0) + payload
-
-
-def _udp(sport: int, dport: int, payload: bytes) -> bytes:
-    return struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload
-
-
-def _ipv4(src: str, dst: str, proto: int, l4: bytes) -> bytes:
-    header = struct.pack(
-        "!BBHHHBBH4s4s",
-        0x45, 0, 20 + len(l4), 1, 0x4000, 64, proto, 0,
-        ipaddress.IPv4Address(src).packed, ipaddress.IPv4Address(dst).packed,
-    )  # fmt: skip
-    return header + l4
-
-
-def _ipv6(src: str, dst: str, proto: int, l4: bytes) -> bytes:
-    header = struct.pack(
-        "!IHBB16s16s",
-        6 << 28, len(l4), proto, 64,
-        ipaddress.IPv6Address(src).packed, ipaddress.IPv6Address(dst).packed,
-    )  # fmt: skip
-    return header + l4
-
-
-def _ether(ethertype: int, payload: bytes) -> bytes:
-    return _MAC_B + _MAC_A + struct.pack("!H", ethertype) + payload
 
 
 def tcp4(
@@ -58,7 +25,7 @@ def tcp4(
     payload: bytes = b"",
 ) -> bytes:
     """Ethernet + IPv4 + TCP."""
-    return _ether(ETH_IPV4, _ipv4(src, dst, 6, _tcp(sport, dport, flags, seq, ack, payload)))
+    return f.tcp_frame(src, sport, dst, dport, flags, seq, ack, payload)
 
 
 def tcp6(
@@ -72,12 +39,12 @@ def tcp6(
     payload: bytes = b"",
 ) -> bytes:
     """Ethernet + IPv6 + TCP."""
-    return _ether(ETH_IPV6, _ipv6(src, dst, 6, _tcp(sport, dport, flags, seq, ack, payload)))
+    return f.tcp_frame(src, sport, dst, dport, flags, seq, ack, payload)
 
 
 def udp4(src: str, dst: str, sport: int, dport: int, payload: bytes = b"") -> bytes:
     """Ethernet + IPv4 + UDP."""
-    return _ether(ETH_IPV4, _ipv4(src, dst, 17, _udp(sport, dport, payload)))
+    return f.wrap(f.ip_packet(src, dst, f.udp(sport, dport, payload), f.PROTO_UDP))
 
 
 class Tcp(NamedTuple):
