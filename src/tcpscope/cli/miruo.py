@@ -7,7 +7,6 @@ import sys
 from dataclasses import dataclass
 from typing import TextIO
 
-from tcpscope import __version__
 from tcpscope.analyze.http import HttpDpi, parse_dpi_mode
 from tcpscope.analyze.miruo import (
     LiveClose,
@@ -18,9 +17,8 @@ from tcpscope.analyze.miruo import (
     ShownSession,
 )
 from tcpscope.capture import Capture, default_device, open_file, open_live
-from tcpscope.capture.libpcap import libpcap_version
 from tcpscope.cli import runloop
-from tcpscope.cli.options import guarded, number, parse_args
+from tcpscope.cli.options import answered_info, guarded, number, parse_args
 from tcpscope.cli.procinfo import CpuMeter, memory_kb
 from tcpscope.decode.link import linktype_name
 from tcpscope.engine import Engine
@@ -336,11 +334,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def body() -> int:
         options = parse_options(args)
-        if options.action == "help":
-            out.write(USAGE)
-            return 0
-        if options.action == "version":
-            out.write(f"miruo (tcpscope) {__version__}\n{libpcap_version()}\n")
+        if answered_info(options.action, PROG, USAGE, out):
             return 0
         return run(options, out, err)
 

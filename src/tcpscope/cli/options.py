@@ -9,6 +9,8 @@ import sys
 from collections.abc import Callable
 from typing import TextIO
 
+from tcpscope import __version__
+from tcpscope.capture.libpcap import libpcap_version
 from tcpscope.errors import TcpscopeError, UsageError
 
 _NUMBER = re.compile(r"[+-]?[0-9]+\Z")
@@ -50,3 +52,15 @@ def guarded(prog: str, usage: str, err: TextIO, body: Callable[[], int]) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 0
+
+
+def answered_info(action: str, command: str, usage: str, out: TextIO) -> bool:
+    """-h prints the usage, the version option the package's and libpcap's
+    versions; True when the command line asked for one of them."""
+    if action == "help":
+        out.write(usage)
+        return True
+    if action == "version":
+        out.write(f"{command} (tcpscope) {__version__}\n{libpcap_version()}\n")
+        return True
+    return False

@@ -9,15 +9,13 @@ import sys
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from tcpscope import __version__
 from tcpscope.analyze.tcpeek import Handshake, LocalAddresses, TcpeekAnalyzer
 from tcpscope.analyze.tcpeek_counters import Counters
 from tcpscope.analyze.tcpeek_filters import FilterSet
 from tcpscope.capture import Capture, default_device, interface_addresses, open_file, open_live
-from tcpscope.capture.libpcap import libpcap_version
 from tcpscope.cli import runloop
 from tcpscope.cli.logsetup import parse_level, setup_logging
-from tcpscope.cli.options import guarded, number, parse_args
+from tcpscope.cli.options import answered_info, guarded, number, parse_args
 from tcpscope.cli.privileges import drop_privileges, resolve_user
 from tcpscope.decode.link import EN10MB, linktype_name
 from tcpscope.engine import Engine
@@ -310,11 +308,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def body() -> int:
         options = parse_options(args)
-        if options.action == "help":
-            out.write(USAGE)
-            return 0
-        if options.action == "version":
-            out.write(f"tcpeek (tcpscope) {__version__}\n{libpcap_version()}\n")
+        if answered_info(options.action, PROG, USAGE, out):
             return 0
         log = setup_logging(PROG, options.loglevel, err)
         return run(options, out, err, log)
