@@ -35,7 +35,6 @@ class Engine:
         self.decode = make_decoder(linktype)  # raises UnsupportedLinkType first of all
         self.linktype = linktype
         self.prefilter = PREFILTERS[prefilter] if prefilter is not None else None
-        self.skipped = 0  # packets the prefilter decided in bulk
         # tcpeek -c: 1 drops frames with a bad IP header (or ICMP) checksum, 2 TCP's too
         self.verify = make_checksum_verifier(checksum_level)
         self.tracker = tracker
@@ -116,7 +115,6 @@ class Engine:
             ]
         )
         if skipped:
-            self.skipped += skipped
             self.packets += skipped
             self.tracker.stats.ignored_segments += skipped
             last = int(cols.ts.max())

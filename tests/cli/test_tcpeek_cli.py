@@ -185,3 +185,20 @@ def test_pending_handshakes_are_bounded_and_the_overflow_is_said(
     assert "tcpeek: WARNING: 2 handshakes not followed: more than 3 were pending at once" in (
         err.getvalue()
     )
+
+
+def test_bad_checksums_are_dropped_and_counted(tmp_path: Path) -> None:
+    good = Flow(cport=4000)
+    good.handshake(0)
+    bad = Flow(cport=4001)
+    bad.handshake(10)
+    at, syn = bad.frames[0]
+    bad.frames[0] = (at, syn[:24] + bytes([syn[24] ^ 0xFF]) + syn[25:])  # IPv4 header checksum
+    path = tmp_path / "sums.pcap"
+    write_pcap(path, merge(good, bad))
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        assert tcpeek.main(["-q", "--json", "-c", "1", "--local", LOCAL, "-r", str(path)]) == 0
+    ports = [json.loads(line)["client_port"] for line in out.getvalue().splitlines()]
+    assert ports == [4000]  # the session whose SYN was dropped is never opened
+    assert "tcpeek: NOTICE: 1 packets dropped for bad checksums (-c)" in err.getvalue()

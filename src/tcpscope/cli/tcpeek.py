@@ -14,7 +14,7 @@ from tcpscope.analyze.tcpeek_counters import Counters
 from tcpscope.analyze.tcpeek_filters import FilterSet
 from tcpscope.capture import Capture, default_device, interface_addresses, open_file, open_live
 from tcpscope.cli import runloop
-from tcpscope.cli.logsetup import parse_level, setup_logging
+from tcpscope.cli.logsetup import NOTICE, parse_level, setup_logging
 from tcpscope.cli.options import answered_info, guarded, number, parse_args
 from tcpscope.cli.privileges import drop_privileges, resolve_user
 from tcpscope.decode.link import EN10MB, linktype_name
@@ -281,6 +281,8 @@ def run(options: Options, out: TextIO, err: TextIO, log: logging.Logger) -> int:
         with runloop.StopFlag() as stop:
             now = runloop.run(cap, engine, stop, after_batch, READ_TIMEOUT_MS / 1000)
         engine.finish(now)  # still pending: timeouts, judged by the capture's clock
+        if engine.bad_checksums:
+            log.log(NOTICE, "%d packets dropped for bad checksums (-c)", engine.bad_checksums)
         if tracker.stats.dropped_sessions:
             log.warning(
                 "%d handshakes not followed: more than %d were pending at once",
