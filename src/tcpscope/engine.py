@@ -4,17 +4,20 @@ errors, and drives the tracker's clock from the packets' own timestamps.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from typing import Protocol, cast
 
 import numpy as np
+import numpy.typing as npt
 
 from tcpscope.capture import RawBatch
 from tcpscope.decode.checksum import make_checksum_verifier
-from tcpscope.decode.columns import U64, Columns, columns
+from tcpscope.decode.columns import U64, Columns, columns, key_hashes
 from tcpscope.decode.frame import make_decoder
 from tcpscope.decode.records import Segment
 from tcpscope.errors import DecodeError
-from tcpscope.track.prefilter import Mask, follow_needed, handshake_needed
+from tcpscope.track.light import Frames, LightHandshakes, Plan
+from tcpscope.track.prefilter import Mask, follow_needed, handshake_needed, opening_syns
 from tcpscope.track.tracker import SECOND, Tracker
 
 # What the batch prefilter keeps for the exact path (track.prefilter).
@@ -22,6 +25,42 @@ PREFILTERS: dict[str, Callable[[Columns, U64], Mask]] = {
     "follow": follow_needed,  # miruo: every packet of tracked sessions
     "handshake": handshake_needed,  # tcpeek: packets that can decide a handshake
 }
+
+# What the exact loop works through in order, each with its time: a packet, a
+# clock tick (None), a handshake settled in bulk (client, cport, server, sport,
+# start, outbound) or frames to replay (a light handshake handed to the exact path).
+Item = tuple[int, "bytes | tuple[bytes, int, bytes, int, int, bool] | Frames | None"]
+
+
+class HandshakeJudge(Protocol):
+    """Who takes the handshakes followed in bulk (tcpeek's analyzer; track.light)."""
+
+    def exact_only(self) -> Iterable[int]:
+        """4-tuple hashes whose SYNs must take the exact path."""
+        ...
+
+    def local_ipv4(self, addresses: U64) -> Mask:
+        """Which IPv4 addresses (integers) are this host's."""
+        ...
+
+    @property
+    def records_wanted(self) -> bool:
+        """Each success in order through `settled` (True), or counts through
+        `settled_counts` (False)."""
+        ...
+
+    def settled_counts(self, client: U64, server: U64, ports: U64, outbound: Mask) -> None: ...
+
+    def settled(
+        self,
+        client: bytes,
+        cport: int,
+        server: bytes,
+        sport: int,
+        start: int,
+        outbound: bool,
+        end: int,
+    ) -> None: ...
 
 
 class Engine:
@@ -31,6 +70,7 @@ class Engine:
         tracker: Tracker,
         checksum_level: int = 0,
         prefilter: str | None = None,
+        judge: HandshakeJudge | None = None,
     ) -> None:
         self.decode = make_decoder(linktype)  # raises UnsupportedLinkType first of all
         self.linktype = linktype
@@ -38,38 +78,227 @@ class Engine:
         # tcpeek -c: 1 drops frames with a bad IP header (or ICMP) checksum, 2 TCP's too
         self.verify = make_checksum_verifier(checksum_level)
         self.tracker = tracker
+        # Plain handshakes are followed in bulk (track.light), with the prefilter
+        # only, and not with -c: a bad checksum must drop its packet.
+        self.judge = judge if self.prefilter is not None and self.verify is None else None
+        self.light = (
+            LightHandshakes(tracker.config.half_open_timeout_ns, self.judge.local_ipv4)
+            if self.judge is not None
+            else None
+        )
         self.header_errors = {"L2": 0, "IP": 0, "TCP": 0}
         self.bad_checksums = 0
         # Called with the clock's time about once a second (after the tracker's
         # timeouts): periodic work such as miruo -s, on the packets' own clock.
         self.on_tick: Callable[[int], None] | None = None
         self.packets = 0
+        self.settled = 0  # handshakes judged in bulk
         self.first_ts: int | None = None
         self.last_ts: int | None = None
         self._next_tick: int | None = None
 
+    # The clock ticks at the first packet at or past the next whole second after
+    # the last tick, before that packet is handled: the same packets whichever
+    # path (per packet or batch) reads them.
+
     def feed(self, frames: Iterable[tuple[int, bytes]]) -> None:
-        """Decode and track a batch of (timestamp ns, frame) pairs."""
+        """Decode and track (timestamp ns, frame) pairs, one by one."""
+        self._work(self._with_ticks(frames))
+
+    def feed_batch(self, batch: RawBatch) -> None:
+        """A capture batch: skip in bulk what cannot matter, feed the rest exactly."""
+        if not len(batch):
+            return
+        cols = columns(self.linktype, batch.buf, batch.meta) if self.prefilter else None
+        if cols is None or self.prefilter is None:
+            self.feed(batch.frames())
+            return
+        tracker = self.tracker
+        hashes = tracker.key_hashes
+        buf = batch.buf
+        # A packet the columns cannot read (VLAN tag, IP options...) may open or move
+        # a session in this batch: its 4-tuple's plain packets count as tracked too.
+        tracked = np.concatenate(
+            (
+                np.fromiter(hashes, dtype=np.uint64, count=len(hashes)),
+                self._odd_packet_hashes(cols, buf),
+            )
+        )
+        needed = self.prefilter(cols, tracked)
+        plan = self._light_plan(cols, buf, tracked) if self.light is not None else None
+        if plan is not None:
+            needed[plan.bulk] = False
+            needed[plan.force] = True
+            self.settled += plan.success_at.size
+            tracker.stats.total_sessions += plan.success_at.size
+            assert self.judge is not None
+            if plan.success_at.size and not self.judge.records_wanted:
+                self.judge.settled_counts(plan.client, plan.server, plan.ports, plan.outbound)
+                plan = plan.without_successes()
+        idx = np.flatnonzero(needed)
+        ts = cols.ts
+        items: list[Item] = [
+            (t, buf[off : off + cap])
+            for t, off, cap in zip(
+                ts[idx].tolist(), cols.offset[idx].tolist(), cols.caplen[idx].tolist(), strict=True
+            )
+        ]
+        ticks = self._tick_positions(ts)
+        if ticks or (plan is not None and (plan.success_at.size or plan.promote_frames)):
+            items = self._merge(cols, idx, items, ticks, plan)
+        self._work(items)
+        n = len(ts)
+        self.packets += n
+        bulk = plan.bulk.size if plan is not None else 0
+        tracker.stats.ignored_segments += n - idx.size - bulk
+        last = int(ts.max())
+        if self.last_ts is None or last > self.last_ts:
+            self.last_ts = last
+
+    def tick(self, now: int) -> None:
+        """Advance the clock with no packet (live capture's idle wake-ups)."""
+        if self._next_tick is None or now >= self._next_tick:
+            if self.light is not None:  # those the tick may time out go the exact way first
+                for frames in self.light.evacuate(now - self.light.timeout_ns):
+                    self._work(frames)
+            self._tick(now)
+            self._next_tick = now + SECOND
+
+    def finish(self, now: int) -> None:
+        if self.light is not None:
+            for frames in self.light.evacuate():
+                self._work(frames)
+        self.tracker.finish(now)
+
+    # ---------------------------------------------------------------- internals
+    def _tick(self, now: int) -> None:
+        self.tracker.tick(now)
+        if self.on_tick is not None:
+            self.on_tick(now)
+
+    def _with_ticks(self, frames: Iterable[tuple[int, bytes]]) -> Iterator[Item]:
+        """The frames, with a tick item before each one that moves the clock on."""
+        next_tick = self._next_tick
+        last = self.last_ts
+        count = 0
+        for ts, data in frames:
+            count += 1
+            if next_tick is None:
+                if self.first_ts is None:
+                    self.first_ts = ts
+                next_tick = ts + SECOND
+            elif ts >= next_tick:
+                yield ts, None
+                next_tick = ts + SECOND
+            if last is None or ts > last:
+                last = ts
+            yield ts, data
+        self._next_tick = next_tick
+        self.packets += count
+        self.last_ts = last
+
+    def _tick_positions(self, ts: npt.NDArray[np.int64]) -> list[int]:
+        """Where `_with_ticks` would tick in this batch (indices into it)."""
+        next_tick = self._next_tick
+        if next_tick is None:
+            if self.first_ts is None:
+                self.first_ts = int(ts[0])
+            next_tick = int(ts[0]) + SECOND
+        latest = np.maximum.accumulate(ts)  # the first time >= next_tick is where it is crossed
+        positions: list[int] = []
+        while True:
+            at = int(np.searchsorted(latest, next_tick))
+            if at >= latest.size:
+                break
+            positions.append(at)
+            next_tick = int(latest[at]) + SECOND
+        self._next_tick = next_tick
+        return positions
+
+    def _light_plan(self, cols: Columns, buf: bytes, tracked: U64) -> Plan:
+        """What the light handshakes (track.light) make of this batch. `tracked`:
+        the hashes of the tracker's 4-tuples and of the batch's odd packets."""
+        judge, light = self.judge, self.light
+        assert judge is not None and light is not None
+        tracker = self.tracker
+        limit = tracker.config.session_limit
+        if limit and len(tracker.sessions) + len(light) + int(opening_syns(cols).sum()) >= limit:
+            # Near the limit the exact path decides which handshakes are dropped.
+            return Plan.promotions_only(light.evacuate())
+        exact_only = np.concatenate((np.fromiter(judge.exact_only(), dtype=np.uint64), tracked))
+        return light.plan(cols, buf, exact_only)
+
+    def _odd_packet_hashes(self, cols: Columns, buf: bytes) -> U64:
+        """Both directions' hashes of the IPv4 4-tuples that the packets this batch
+        cannot read in bulk belong to (or quote, for ICMP errors)."""
+        odd = np.flatnonzero(~cols.plain & ~cols.ipv6)
+        if not odd.size:
+            return np.zeros(0, dtype=np.uint64)
+        hashes: list[int] = []
+        decode = self.decode
+        for ts, off, cap in zip(
+            cols.ts[odd].tolist(), cols.offset[odd].tolist(), cols.caplen[odd].tolist(), strict=True
+        ):
+            try:
+                rec = decode(ts, buf[off : off + cap])
+            except DecodeError:
+                continue  # dropped by the exact path too
+            if rec is None:
+                continue
+            if isinstance(rec, Segment):
+                if rec.version == 4:
+                    hashes.extend(key_hashes(rec.src, rec.sport, rec.dst, rec.dport))
+            elif rec.version == 4:
+                hashes.extend(key_hashes(rec.q_src, rec.q_sport, rec.q_dst, rec.q_dport))
+        return np.array(hashes, dtype=np.uint64)
+
+    @staticmethod
+    def _merge(
+        cols: Columns,
+        idx: npt.NDArray[np.intp],
+        packets: list[Item],
+        ticks: list[int],
+        plan: Plan | None,
+    ) -> list[Item]:
+        """Packets, ticks and the light handshakes' work in batch order: replays before
+        the packet they are for (or first of all), then a tick that falls on that
+        packet, then the packet itself or a success whose ACK it is."""
+        ts = cols.ts
+        ticks_at = np.array(ticks, dtype=np.int64)
+        everything: list[Item] = [(t, None) for t in ts[ticks_at].tolist()]
+        keys = [ticks_at * 4 + 1, idx * 4 + 2]
+        everything += packets
+        if plan is not None:
+            everything += [
+                (end, (client.to_bytes(4, "big"), pair >> 16, server.to_bytes(4, "big"),
+                       pair & 0xFFFF, start, outbound))
+                for end, client, server, pair, start, outbound in zip(
+                    ts[plan.success_at].tolist(), plan.client.tolist(), plan.server.tolist(),
+                    plan.ports.tolist(), plan.start.tolist(), plan.outbound.tolist(), strict=True,
+                )
+            ]  # fmt: skip
+            everything += [(0, frames) for frames in plan.promote_frames]
+            keys += [plan.success_at * 4 + 2, np.where(plan.promote_first, -1, plan.promote_at * 4)]
+        order = np.argsort(np.concatenate(keys), kind="stable")
+        return [everything[i] for i in order.tolist()]
+
+    def _work(self, items: Iterable[Item]) -> None:
+        """The exact path: decode and track each packet; tick; take settled handshakes."""
         decode = self.decode
         tracker = self.tracker
         feed = tracker.feed
         errors = self.header_errors
-        next_tick = self._next_tick
-        count = 0
-        last = self.last_ts
         verify = self.verify
-        for ts, data in frames:
-            count += 1
-            if next_tick is None or ts >= next_tick:
-                if self.first_ts is None:
-                    self.first_ts = ts
+        judge = self.judge
+        for ts, data in items:
+            if data.__class__ is not bytes:
+                if data is None:
+                    self._tick(ts)
+                elif isinstance(data, tuple):
+                    judge.settled(*data, ts)  # type: ignore[union-attr]
                 else:
-                    tracker.tick(ts)
-                    if self.on_tick is not None:
-                        self.on_tick(ts)
-                next_tick = ts + SECOND
-            if last is None or ts > last:
-                last = ts
+                    self._work(cast("Frames", data))  # a light handshake's replay
+                continue
             try:
                 rec = decode(ts, data)
             except DecodeError as err:
@@ -84,51 +313,3 @@ class Engine:
                 feed(rec)
             else:
                 tracker.feed_icmp(rec)  # type: ignore[arg-type]  # the only other record
-        self._next_tick = next_tick
-        self.packets += count
-        self.last_ts = last
-
-    def feed_batch(self, batch: RawBatch) -> None:
-        """A capture batch: skip in bulk what cannot matter, feed the rest exactly."""
-        if not len(batch):
-            return
-        cols = columns(self.linktype, batch.buf, batch.meta) if self.prefilter else None
-        if cols is None or self.prefilter is None:
-            self.feed(batch.frames())
-            return
-        tracked = np.fromiter(self.tracker.key_hashes, dtype=np.uint64)
-        idx = np.flatnonzero(self.prefilter(cols, tracked))
-        skipped = len(cols.ts) - idx.size
-        if self.first_ts is None:
-            self.first_ts = int(cols.ts[0])
-            self._next_tick = self.first_ts + SECOND
-        buf = batch.buf
-        self.feed(
-            [
-                (ts, buf[off : off + cap])
-                for ts, off, cap in zip(
-                    cols.ts[idx].tolist(),
-                    cols.offset[idx].tolist(),
-                    cols.caplen[idx].tolist(),
-                    strict=True,
-                )
-            ]
-        )
-        if skipped:
-            self.packets += skipped
-            self.tracker.stats.ignored_segments += skipped
-            last = int(cols.ts.max())
-            if self.last_ts is None or last > self.last_ts:
-                self.last_ts = last
-            self.tick(last)
-
-    def tick(self, now: int) -> None:
-        """Advance the clock with no packet (live capture's idle wake-ups)."""
-        if self._next_tick is None or now >= self._next_tick:
-            self.tracker.tick(now)
-            if self.on_tick is not None:
-                self.on_tick(now)
-            self._next_tick = now + SECOND
-
-    def finish(self, now: int) -> None:
-        self.tracker.finish(now)

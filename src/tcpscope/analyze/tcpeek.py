@@ -14,21 +14,28 @@ from __future__ import annotations
 import ipaddress
 import logging
 from collections.abc import Callable, Iterable
-from typing import NamedTuple
+from typing import Generic, NamedTuple, TypeVar
+
+import numpy as np
+import numpy.typing as npt
 
 from tcpscope.analyze.tcpeek_counters import Counters
 from tcpscope.analyze.tcpeek_filters import FilterSet
+from tcpscope.decode.columns import U64, key_hash
 from tcpscope.decode.records import ACK, SYN, IcmpError, Segment
 from tcpscope.track import states as st
+from tcpscope.track.prefilter import member
 from tcpscope.track.session import HS_ACK, HS_SYNACK, Session
 from tcpscope.track.tracker import RETRANSMISSION, SECOND, Tracker
 
 SUCCESS, REJECT, TIMEOUT, UNREACH = "success", "reject", "timeout", "unreach"
 ICMP_FRAG_NEEDED = (4, 3, 4)  # (version, type, code): path-MTU news, not a failure
+ANSWERS_KEPT = 65536  # remembered direction and filter answers (then started afresh)
 
 log = logging.getLogger("tcpscope.tcpeek")
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+Mask = npt.NDArray[np.bool_]
 
 
 class Handshake(NamedTuple):
@@ -82,6 +89,16 @@ class LocalAddresses:
     def __bool__(self) -> bool:
         return bool(self._exact or any(self._ranges.values()))
 
+    def ipv4_mask(self, addresses: U64) -> npt.NDArray[np.bool_]:
+        """Which of these IPv4 addresses (as integers) are local: `in`, for a whole array."""
+        exact = np.array(
+            [int.from_bytes(a, "big") for a in self._exact if len(a) == 4], dtype=np.uint64
+        )
+        found: npt.NDArray[np.bool_] = member(addresses, exact)
+        for network, mask in self._ranges[4]:
+            found |= (addresses & np.uint64(mask)) == np.uint64(network)
+        return found
+
 
 class _Pending:
     """What tcpeek keeps per handshake in `Session.ext`."""
@@ -93,6 +110,93 @@ class _Pending:
         self.simultaneous = False
         self.client_synack = False
         self.done = False
+
+
+V = TypeVar("V")
+
+
+class KeyedValues(Generic[V]):
+    """A few distinct values (filter name lists) behind many integer keys, looked
+    up for a whole array of keys at once; computed once per key, in Python."""
+
+    def __init__(self, max_keys: int = ANSWERS_KEPT) -> None:
+        self.max_keys = max_keys
+        self.values: list[V] = []
+        self._value_ids: dict[V, int] = {}
+        self._keys = np.zeros(0, dtype=np.uint64)  # sorted
+        self._ids = np.zeros(0, dtype=np.intp)
+
+    def lookup(self, keys: U64, compute: Callable[[int], V]) -> npt.NDArray[np.intp]:
+        """The value number of each key (an index into `values`)."""
+        at, found = self._find(keys)
+        if not found.all():
+            if self._keys.size >= self.max_keys:
+                self._keys, self._ids = self._keys[:0], self._ids[:0]
+            new = np.unique(keys[~found])
+            ids = [self._value_id(compute(k)) for k in new.tolist()]
+            merged = np.concatenate((self._keys, new))
+            order = np.argsort(merged, kind="stable")
+            self._keys = merged[order]
+            self._ids = np.concatenate((self._ids, np.array(ids, dtype=np.intp)))[order]
+            at, found = self._find(keys)
+        return self._ids[at]
+
+    def _find(self, keys: U64) -> tuple[npt.NDArray[np.intp], Mask]:
+        if not self._keys.size:
+            return np.zeros(keys.size, dtype=np.intp), np.zeros(keys.size, dtype=bool)
+        at = np.searchsorted(self._keys, keys)
+        at[at == self._keys.size] = 0
+        return at, self._keys[at] == keys
+
+    def _value_id(self, value: V) -> int:
+        known = self._value_ids.get(value)
+        if known is None:
+            known = self._value_ids[value] = len(self.values)
+            self.values.append(value)
+        return known
+
+
+class RecentFailures:
+    """Failed handshakes judged lately: 4-tuple -> (SYN seq, when), oldest first,
+    forgotten `remember_ns` after their verdict; with the 64-bit hashes of the
+    IPv4 ones (decode.columns), which the bulk path must leave alone."""
+
+    def __init__(self, remember_ns: int) -> None:
+        self.remember_ns = remember_ns
+        self._judged: dict[tuple[bytes, int, bytes, int], tuple[int, int]] = {}
+        self._hashes: dict[int, int] = {}  # hash -> how many 4-tuples have it
+
+    def __bool__(self) -> bool:
+        return bool(self._judged)
+
+    def add(self, key: tuple[bytes, int, bytes, int], seq: int, at: int) -> None:
+        judged = self._judged
+        if key in judged:
+            del judged[key]  # moved to the newest end
+        elif len(key[0]) == 4:
+            h = key_hash(*key)
+            self._hashes[h] = self._hashes.get(h, 0) + 1
+        judged[key] = (seq, at)
+
+    def is_late_copy(self, key: tuple[bytes, int, bytes, int], seq: int, now: int) -> bool:
+        """Is a SYN with this `seq` a late copy of one whose handshake was judged?"""
+        judged = self._judged
+        horizon = now - self.remember_ns
+        while judged:  # oldest first: forget what is too old
+            oldest = next(iter(judged))
+            if judged[oldest][1] >= horizon:
+                break
+            del judged[oldest]
+            if len(oldest[0]) == 4:
+                h = key_hash(*oldest)
+                left = self._hashes.pop(h) - 1
+                if left:
+                    self._hashes[h] = left
+        earlier = judged.get(key)
+        return earlier is not None and earlier[0] == seq and earlier[1] >= horizon
+
+    def hashes(self) -> Iterable[int]:
+        return self._hashes.keys()
 
 
 class TcpeekAnalyzer:
@@ -113,28 +217,23 @@ class TcpeekAnalyzer:
         self.emit = emit
         self.icmp = icmp
         self.tracker: Tracker | None = None  # set by whoever wires the two together
-        # Failed handshakes judged lately: 4-tuple -> (SYN seq, when). A SYN sent again
-        # after the verdict (the client never got the RST or ICMP error we saw) is
-        # part of the judged attempt, not a new handshake.
-        self.remember_ns = remember_ns
-        self._judged: dict[tuple[bytes, int, bytes, int], tuple[int, int]] = {}
+        # A SYN sent again after a failure verdict (the client never got the RST or
+        # ICMP error we saw) is part of the judged attempt, not a new handshake.
+        self._failures = RecentFailures(remember_ns)
         self.not_local = 0  # handshakes between two foreign hosts: not counted
         self._warned_not_local = False
+        # Most handshakes involve few addresses and ports: remember the answers.
+        self._is_local: dict[bytes, bool] = {}
+        self._matches: dict[tuple[str, bytes, int], tuple[str, ...]] = {}
+        self._bulk_names = KeyedValues[tuple[str, ...]]()
 
     # ---------------------------------------------------------------- hooks
     def on_open(self, sess: Session, seg: Segment) -> None:
-        if self._judged and self._seen_before(sess.key, seg):
+        if self._failures and self._failures.is_late_copy(sess.key, seg.seq, seg.ts):
             self._release(sess)
             return
-        if seg.src in self.local:
-            direction = "TX"
-        elif seg.dst in self.local:
-            direction = "RX"
-        else:
-            self.not_local += 1
-            if not self._warned_not_local:
-                self._warned_not_local = True
-                log.debug("SYN between two non-local addresses: not counted (said once)")
+        direction = self._direction(seg.src, seg.dst)
+        if direction is None:
             self._release(sess)
             return
         sess.ext = _Pending(direction)
@@ -183,6 +282,59 @@ class TcpeekAnalyzer:
             return
         self._judge(sess, UNREACH, icmp.ts, (icmp.type, icmp.code))
 
+    # ------------------------------------------- handshakes settled in bulk
+    def exact_only(self) -> Iterable[int]:
+        """Hashes of the 4-tuples whose next SYN may be a late copy (engine.HandshakeJudge)."""
+        return self._failures.hashes()
+
+    def local_ipv4(self, addresses: U64) -> npt.NDArray[np.bool_]:
+        """Which IPv4 addresses (integers) are local (engine.HandshakeJudge)."""
+        return self.local.ipv4_mask(addresses)
+
+    @property
+    def records_wanted(self) -> bool:
+        """Does anyone want each handshake (table, JSON), or only the counts?"""
+        return self.emit is not None
+
+    def settled_counts(self, client: U64, server: U64, ports: U64, outbound: Mask) -> None:
+        """Count successes settled in bulk, when nobody wants their records: the
+        counts `settled` would make, added up by the filters they fall in."""
+        remote = np.where(outbound, server, client)
+        keys = (remote << np.uint64(17)) | ((ports & np.uint64(0xFFFF)) << np.uint64(1))
+        keys |= outbound.astype(np.uint64)
+        counts = np.bincount(self._bulk_names.lookup(keys, self._names_of_key))
+        for names, times in zip(self._bulk_names.values, counts.tolist(), strict=False):
+            if times:
+                self.counters.record(names, SUCCESS, 0, 0, times)
+
+    def _names_of_key(self, key: int) -> tuple[str, ...]:
+        direction = "TX" if key & 1 else "RX"
+        return self._filter_names(direction, (key >> 17).to_bytes(4, "big"), key >> 1 & 0xFFFF)
+
+    def settled(
+        self,
+        client: bytes,
+        cport: int,
+        server: bytes,
+        sport: int,
+        start: int,
+        outbound: bool,
+        end: int,
+    ) -> None:
+        """A SYN, its SYN/ACK and the ACK, and nothing else, followed by the engine
+        (track.light): what on_open and on_segment make of those three. `outbound`:
+        the client is local (TX); else the server is (RX)."""
+        direction = "TX" if outbound else "RX"
+        names = self._filter_names(direction, server if outbound else client, sport)
+        self.counters.record(names, SUCCESS, 0, 0)
+        if self.emit is not None:
+            self.emit(
+                Handshake(
+                    client, cport, server, sport, start, end, SUCCESS, None, end - start, 0, 0,
+                    direction, names,
+                )
+            )  # fmt: skip
+
     # ------------------------------------------------------------ internals
     def _judge(
         self, sess: Session, result: str, at: int, icmp: tuple[int, int] | None = None
@@ -190,11 +342,11 @@ class TcpeekAnalyzer:
         pending: _Pending = sess.ext
         pending.done = True
         remote = sess.server if pending.direction == "TX" else sess.client
-        names = tuple(self.filters.match(pending.direction, remote, sess.sport))
+        names = self._filter_names(pending.direction, remote, sess.sport)
         rtt = (sess.established_ts or at) - sess.first_ts if result == SUCCESS else None
         self.counters.record(names, result, sess.syn_dups, sess.synack_dups)
         if result != SUCCESS:
-            self._judged[sess.key] = (sess.syn_seq, at)
+            self._failures.add(sess.key, sess.syn_seq, at)
         if self.emit is None:  # counted, and nobody wants the record (-q without --json)
             self._release(sess)
             return
@@ -217,17 +369,34 @@ class TcpeekAnalyzer:
         )
         self._release(sess)
 
-    def _seen_before(self, key: tuple[bytes, int, bytes, int], seg: Segment) -> bool:
-        """Is this SYN a late copy of one whose handshake was already judged?"""
-        judged = self._judged
-        horizon = seg.ts - self.remember_ns
-        while judged:  # oldest first (insertion order): forget what is too old
-            oldest = next(iter(judged))
-            if judged[oldest][1] >= horizon:
-                break
-            del judged[oldest]
-        earlier = judged.get(key)
-        return earlier is not None and earlier[0] == seg.seq
+    def _direction(self, src: bytes, dst: bytes) -> str | None:
+        """TX from a local address, RX to one; None (and counted) between two others."""
+        if self._local(src):
+            return "TX"
+        if self._local(dst):
+            return "RX"
+        self.not_local += 1
+        if not self._warned_not_local:
+            self._warned_not_local = True
+            log.debug("SYN between two non-local addresses: not counted (said once)")
+        return None
+
+    def _local(self, address: bytes) -> bool:
+        known = self._is_local.get(address)
+        if known is None:
+            if len(self._is_local) >= ANSWERS_KEPT:
+                self._is_local.clear()
+            known = self._is_local[address] = address in self.local
+        return known
+
+    def _filter_names(self, direction: str, remote: bytes, port: int) -> tuple[str, ...]:
+        key = (direction, remote, port)
+        names = self._matches.get(key)
+        if names is None:
+            if len(self._matches) >= ANSWERS_KEPT:
+                self._matches.clear()
+            names = self._matches[key] = tuple(self.filters.match(direction, remote, port))
+        return names
 
     def _release(self, sess: Session) -> None:
         if self.tracker is not None:

@@ -110,23 +110,28 @@ class Counters:
         return self._names
 
     def record(
-        self, filter_names: Sequence[str], result: str, dupsyn: int, dupsynack: int
+        self,
+        filter_names: Sequence[str],
+        result: str,
+        dupsyn: int,
+        dupsynack: int,
+        times: int = 1,
     ) -> None:
-        """Count one finished handshake in each of `filter_names`."""
+        """Count `times` finished handshakes alike in each of `filter_names`."""
         if result == "success":
             for name in filter_names:
                 row = self._rows[name]
-                row[_SUCCESS] += 1
+                row[_SUCCESS] += times
                 if dupsyn:
-                    row[_DUPSYN] += 1
+                    row[_DUPSYN] += times
                 if dupsynack:
-                    row[_DUPSYNACK] += 1
+                    row[_DUPSYNACK] += times
             return
         index = _FAILURE_INDEX.get(result)
         if index is None:
             raise ValueError(f"unknown result {result!r}")
         for name in filter_names:
-            self._rows[name][index] += 1
+            self._rows[name][index] += times
 
     def set_pcap_stats(self, recv: int, drop: int, ifdrop: int) -> None:
         self._pcap = PcapStats(recv, drop, ifdrop)

@@ -68,12 +68,14 @@ def run(
     stop: StopFlag,
     after_batch: Callable[[int], None],
     drain_s: float = 0.0,
+    batch_size: int = BATCH,
 ) -> int:
     """Run until end of file or a stop signal; return the clock's last reading.
 
     `after_batch(now)` runs after every batch (and every idle wake-up of a live
     capture) with the current clock: the packets' time for a file, wall time live.
     `drain_s`: the capture's read timeout, how long packets may wait in the kernel.
+    `batch_size`: packets read at a time.
     """
     previous_thresholds = gc.get_threshold()
     # The tracker holds hundreds of thousands of small acyclic records; at the
@@ -81,7 +83,7 @@ def run(
     # time). Collect young objects far less often while the loop runs.
     gc.set_threshold(GC_THRESHOLD, *previous_thresholds[1:])
     try:
-        return _loop(cap, engine, stop, after_batch, drain_s)
+        return _loop(cap, engine, stop, after_batch, drain_s, batch_size)
     finally:
         gc.set_threshold(*previous_thresholds)
 
@@ -92,9 +94,10 @@ def _loop(
     stop: StopFlag,
     after_batch: Callable[[int], None],
     drain_s: float,
+    batch_size: int,
 ) -> int:
     now = 0
-    size = STREAM_BATCH if cap.name == "-" and not _stdin_is_file() else BATCH
+    size = STREAM_BATCH if cap.name == "-" and not _stdin_is_file() else batch_size
     while not stop.requested:
         batch = cap.read_raw(size)
         if batch is None:

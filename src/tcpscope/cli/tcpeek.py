@@ -33,6 +33,10 @@ PREFILTER = "handshake"  # skip in bulk what cannot decide a handshake
 # Handshakes followed at once. A SYN flood must not take all memory: past this,
 # new SYNs are not followed, and how many were not is logged at exit.
 MAX_PENDING = 1_000_000
+# Packets read at a time. Most of tcpeek's work is per batch (numpy, track.light),
+# so larger batches than miruo's pay: 8192 measured ~10 % faster than 4096 on
+# both bench files, 16384 no better.
+READ_BATCH = 8192
 SCHEMA = 1
 # Only what a handshake verdict can use. On Ethernet, VLAN-tagged frames need their
 # own branch: plain "tcp" looks at the untagged offsets.
@@ -246,7 +250,11 @@ def run(options: Options, out: TextIO, err: TextIO, log: logging.Logger) -> int:
         )
         analyzer.tracker = tracker
         engine = Engine(
-            cap.linktype, tracker, checksum_level=options.checksum, prefilter=PREFILTER
+            cap.linktype,
+            tracker,
+            checksum_level=options.checksum,
+            prefilter=PREFILTER,
+            judge=analyzer,
         )
         cap.set_filter(ETHERNET_FILTER if cap.linktype == EN10MB else CAPTURE_FILTER)
         user = resolve_user(options.user) if options.user is not None else None
@@ -279,7 +287,9 @@ def run(options: Options, out: TextIO, err: TextIO, log: logging.Logger) -> int:
             err.flush()
 
         with runloop.StopFlag() as stop:
-            now = runloop.run(cap, engine, stop, after_batch, READ_TIMEOUT_MS / 1000)
+            now = runloop.run(
+                cap, engine, stop, after_batch, READ_TIMEOUT_MS / 1000, READ_BATCH
+            )
         engine.finish(now)  # still pending: timeouts, judged by the capture's clock
         if engine.bad_checksums:
             log.log(NOTICE, "%d packets dropped for bad checksums (-c)", engine.bad_checksums)

@@ -43,6 +43,10 @@ class Columns:
     flags: npt.NDArray[np.uint8]  # valid where plain
     key: U64  # hash of (src, sport, dst, dport), valid where plain
     rkey: U64  # hash of the reverse direction
+    src: U64  # IPv4 source address, valid where plain
+    dst: U64  # IPv4 destination address
+    ports: U64  # sport << 16 | dport
+    ipv6: npt.NDArray[np.bool_]  # an IPv6 frame at the link layer: never part of an IPv4 session
 
 
 def key_hashes(src: bytes, sport: int, dst: bytes, dport: int) -> tuple[int, int]:
@@ -81,14 +85,22 @@ def columns(linktype: int, buf: bytes, meta: bytes) -> Columns | None:
     if len(b) < l3 + _READ_SPAN:
         plain[:] = False
         empty = np.zeros(n, dtype=np.uint64)
-        return Columns(ts, off, cap, plain, np.zeros(n, np.uint8), empty, empty)
+        flags = np.zeros(n, np.uint8)
+        return Columns(ts, off, cap, plain, flags, empty, empty, empty, empty, empty, plain.copy())
 
     def u8(at: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
         return b[at].astype(np.int64)
 
+    ip = base + l3
+    # Frames too short to be plain are still told IPv6 or not, read at their own offset.
+    long_enough = cap > l3
+    at = np.where(long_enough, off, 0)
     if ethertype_at is not None:
         plain &= (u8(base + ethertype_at) << 8 | u8(base + ethertype_at + 1)) == 0x0800
-    ip = base + l3
+        ethertype = u8(at + ethertype_at) << 8 | u8(at + ethertype_at + 1)
+        ipv6 = long_enough & (ethertype == 0x86DD)
+    else:
+        ipv6 = long_enough & ((b[at + l3] >> 4) == 6)
     plain &= b[ip] == 0x45  # IPv4, 20-byte header
     plain &= b[ip + 9] == 6  # TCP
     plain &= ((b[ip + 6] & 0x3F) == 0) & (b[ip + 7] == 0)  # neither MF nor an offset
@@ -105,7 +117,7 @@ def columns(linktype: int, buf: bytes, meta: bytes) -> Columns | None:
     with np.errstate(over="ignore"):
         key = ((src << np.uint64(32)) | dst) ^ (ports * mul)
         rkey = ((dst << np.uint64(32)) | src) ^ (reverse_ports * mul)
-    return Columns(ts, off, cap, plain, flags, key, rkey)
+    return Columns(ts, off, cap, plain, flags, key, rkey, src, dst, ports, ipv6)
 
 
 def _u32(b: npt.NDArray[np.uint8], at: npt.NDArray[np.int64]) -> U64:

@@ -6,10 +6,13 @@ limit), or to a handshake already judged (tcpeek). These functions keep a
 superset of the packets that can matter — every one that is not plain, every
 SYN, every packet whose 4-tuple hash is tracked or opened earlier in the batch —
 and the exact path, which looks sessions up by their full 4-tuple, does the rest.
-A hash collision only lets a packet through; it never drops one.
+A hash collision, or a wrong "maybe" of `member`, only lets a packet through; it
+never drops one.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -18,19 +21,80 @@ from tcpscope.decode.columns import U64, Columns
 from tcpscope.decode.records import ACK, FIN, RST, SYN
 
 Mask = npt.NDArray[np.bool_]
-_DECISIVE = SYN | FIN | RST | ACK
+Index = npt.NDArray[np.intp]
+DECISIVE = SYN | FIN | RST | ACK
 
 
-def _openers(cols: Columns) -> tuple[Mask, U64]:
-    """Plain SYNs without ACK, and the hashes of both directions of what they open."""
-    syn = cols.plain & ((cols.flags & _DECISIVE) == SYN)
-    return syn, np.concatenate((cols.key[syn], cols.rkey[syn]))
+# Odd constants: multiplying by one spreads every bit of a key into the top bits.
+_MIX = (np.uint64(0xD6E8FEB86659FD93), np.uint64(0x9E3779B97F4A7C15))
+
+
+def member(values: U64, table: U64) -> Mask:
+    """Which `values` may be in `table`: True for every one that is, and for about
+    one in a thousand that are not — never False for one that is.
+
+    A Bloom filter of two probes and 64 bits per entry of `table`: no sort, a few
+    gathers (np.isin sorts both arrays; a binary search of unsorted values is
+    as slow). Every caller takes a wrong "maybe" as "leave it to the exact
+    path", which is always right.
+    """
+    if not table.size:
+        return np.zeros(values.size, dtype=bool)
+    bits = max(12, (table.size * 64 - 1).bit_length())
+    shift = np.uint64(64 - bits)
+    present = np.zeros(1 << bits, dtype=bool)
+    found = np.ones(values.size, dtype=bool)
+    with np.errstate(over="ignore"):
+        for mix in _MIX:
+            present[(table * mix) >> shift] = True
+        for mix in _MIX:
+            found &= present[(values * mix) >> shift]
+    return found
+
+
+def opening_syns(cols: Columns) -> Mask:
+    """Plain SYNs without ACK (nor FIN/RST): what opens a session."""
+    syn: Mask = cols.plain & ((cols.flags & DECISIVE) == SYN)
+    return syn
+
+
+class Groups(NamedTuple):
+    """Packets `idx` of a batch grouped by connection, batch order inside each group."""
+
+    packets: Index  # batch indices, group after group
+    starts: Index  # where each group begins in `packets`
+    group: Index  # each packet's group number
+    forward: Mask  # the packet goes the way of its group's first packet
+    exact: Mask  # per group: every packet is truly that 4-tuple or its reverse
+
+
+def connection_groups(cols: Columns, idx: Index) -> Groups:
+    """Group the plain packets `idx` by unordered 4-tuple.
+
+    The grouping is by hash; `exact` tells for each group whether every packet
+    really carries its first packet's addresses and ports (either way round), so
+    that a collision is never taken for one connection.
+    """
+    canonical = np.minimum(cols.key[idx], cols.rkey[idx])
+    order = np.argsort(canonical, kind="stable")
+    packets = idx[order]
+    sorted_keys = canonical[order]
+    starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
+    group = np.repeat(np.arange(starts.size), np.diff(np.r_[starts, packets.size]))
+    src, dst, ports = cols.src[packets], cols.dst[packets], cols.ports[packets]
+    first = packets[starts][group]
+    src0, dst0, ports0 = cols.src[first], cols.dst[first], cols.ports[first]
+    reverse0 = ((ports0 & np.uint64(0xFFFF)) << np.uint64(16)) | (ports0 >> np.uint64(16))
+    forward = (src == src0) & (dst == dst0) & (ports == ports0)
+    backward = (src == dst0) & (dst == src0) & (ports == reverse0)
+    exact = np.logical_and.reduceat(forward | backward, starts) if packets.size else forward
+    return Groups(packets, starts, group, forward, exact)
 
 
 def follow_needed(cols: Columns, tracked: U64) -> Mask:
     """miruo: every packet of a session that is, or may become, tracked."""
-    syn, opened = _openers(cols)
-    known = np.isin(cols.key, np.concatenate((tracked, opened)))  # one sort, not two
+    syn = opening_syns(cols)
+    known = member(cols.key, np.concatenate((tracked, cols.key[syn], cols.rkey[syn])))
     needed: Mask = ~cols.plain | syn | known
     return needed
 
@@ -38,47 +102,41 @@ def follow_needed(cols: Columns, tracked: U64) -> Mask:
 def handshake_needed(cols: Columns, pending: U64) -> Mask:
     """tcpeek: packets that can decide a handshake.
 
-    Sessions pending when the batch starts: all their packets. Sessions opened
-    in the batch: their packets up to the client's first ACK after a SYN/ACK
-    (the one that completes the handshake). Every SYN (a new handshake, maybe on
-    a 4-tuple reused). A judged handshake is forgotten, so nothing after it counts.
+    Sessions pending when the batch starts: all their packets. Every SYN (a new
+    handshake, maybe on a 4-tuple reused). Sessions opened in the batch: all
+    their packets, but for the plain SYN, SYN/ACK, ACK handshake: nothing after
+    its ACK (a success, then forgotten) unless a SYN opens the 4-tuple again.
     """
-    syn, opened = _openers(cols)
-    candidates = np.flatnonzero(cols.plain & np.isin(cols.key, opened))
-    needed: Mask = ~cols.plain | syn | np.isin(cols.key, pending)
+    syn = opening_syns(cols)
+    opened = np.concatenate((cols.key[syn], cols.rkey[syn]))
+    candidates = np.flatnonzero(cols.plain & member(cols.key, opened))
+    needed: Mask = ~cols.plain | syn | member(cols.key, pending)
     if candidates.size:
         needed[candidates[_until_completion(cols, candidates)]] = True
     return needed
 
 
-def _until_completion(cols: Columns, idx: npt.NDArray[np.intp]) -> Mask:
-    """For the packets `idx` (in batch order) of sessions whose SYN is in the batch:
-    True up to and including each session's completing ACK."""
-    canonical = np.minimum(cols.key[idx], cols.rkey[idx])
-    order = np.argsort(canonical, kind="stable")  # groups; batch order inside each
-    g = idx[order]
-    starts = np.flatnonzero(np.r_[True, canonical[order][1:] != canonical[order][:-1]])
-    group = np.repeat(np.arange(starts.size), np.diff(np.r_[starts, g.size]))
-    flags = cols.flags[g]
-    key = cols.key[g]
-    # The client's direction: the key of each group's first SYN.
-    is_syn = (flags & _DECISIVE) == SYN
-    syn_rows = np.flatnonzero(is_syn)
-    first_syn_groups, first = np.unique(group[syn_rows], return_index=True)
-    client_key = np.zeros(starts.size, dtype=np.uint64)
-    has_syn = np.zeros(starts.size, dtype=bool)
-    client_key[first_syn_groups] = key[syn_rows[first]]
-    has_syn[first_syn_groups] = True
-    from_client = key == client_key[group]
-    synack = ~from_client & ((flags & (SYN | ACK)) == (SYN | ACK))
-    running = np.cumsum(synack)
-    before = running - synack  # SYN/ACKs strictly before this packet, in the whole array
-    seen_synack = before - before[starts][group] > 0
-    completes = from_client & ((flags & ACK) != 0) & ((flags & SYN) == 0) & seen_synack
-    position = np.arange(g.size)
-    cutoff = np.full(starts.size, g.size)
-    np.minimum.at(cutoff, group[completes], position[completes])
-    keep_sorted = (position <= cutoff[group]) | ~has_syn[group]
-    keep = np.empty(idx.size, dtype=bool)
-    keep[order] = keep_sorted
-    return keep
+def _until_completion(cols: Columns, idx: Index) -> Mask:
+    """For the packets `idx` (in batch order) of 4-tuples with a SYN in the batch:
+    False only after the ACK of a group that begins SYN, SYN/ACK, ACK (one
+    4-tuple, the right directions, those flags exactly) and opens no more."""
+    packets, starts, group, forward, exact = connection_groups(cols, idx)
+    flags = cols.flags[packets] & DECISIVE
+    sizes = np.diff(np.r_[starts, packets.size])
+    plain_three = exact & (sizes >= 3)
+    head = starts[plain_three]
+    plain_three[plain_three] = (
+        (flags[head] == SYN)
+        & forward[head]
+        & (flags[head + 1] == SYN | ACK)
+        & ~forward[head + 1]
+        & (flags[head + 2] == ACK)
+        & forward[head + 2]
+    )
+    position = np.arange(packets.size) - starts[group]
+    reopened = np.zeros(starts.size, dtype=bool)
+    reopened[group[(position > 2) & (flags == SYN)]] = True
+    keep_grouped = (position <= 2) | ~(plain_three & ~reopened)[group]
+    keep = np.zeros(cols.ts.size, dtype=bool)
+    keep[packets] = keep_grouped
+    return keep[idx]

@@ -42,6 +42,16 @@ class TrackConfig:
     hold_data: bool = True
 
 
+def _opened(sess: Session) -> tuple[int, tuple[bytes, int, bytes, int]]:
+    """The order sessions are reported in when several close at once: by first SYN
+    (then 4-tuple, for ties), not by when the table took them in."""
+    return sess.first_ts, sess.key
+
+
+def _age(entry: tuple[Session, int]) -> tuple[int, tuple[bytes, int, bytes, int]]:
+    return _opened(entry[0])
+
+
 class Listener(Protocol):
     """What the tracker tells its analyzer."""
 
@@ -177,6 +187,9 @@ class Tracker:
             else:
                 continue
             expired.append((sess, limit))
+        # Oldest first, whatever order they entered the table in (track.light hands
+        # handshakes over late).
+        expired.sort(key=_age)
         for sess, limit in expired:
             # The moment the limit passed, not when a sparse capture next spoke: file
             # output then does not depend on when the next packet happened to come.
@@ -184,7 +197,7 @@ class Tracker:
 
     def finish(self, now: int) -> None:
         """End of the capture: hand every open session to the listener, oldest first."""
-        for sess in list(self.sessions.values()):
+        for sess in sorted(self.sessions.values(), key=_opened):
             self._close(sess, CLOSE_END, now)
 
     def forget(self, sess: Session) -> None:
@@ -204,8 +217,10 @@ class Tracker:
             return None
         self._next_serial += 1
         sess = Session(self._next_serial, seg, cfg.context)
-        self.table[sess.key] = (sess, 0)
+        # The reverse first: a 4-tuple that is its own reverse (a socket connected to
+        # itself) is then the client's direction.
         self.table[(seg.dst, seg.dport, seg.src, seg.sport)] = (sess, 1)
+        self.table[sess.key] = (sess, 0)
         if seg.version == 4:
             hashes = self.key_hashes
             sess.hashes = key_hashes(seg.src, seg.sport, seg.dst, seg.dport)
@@ -273,7 +288,7 @@ class Tracker:
         if self.sessions.pop(sess.id, None) is None:
             return False
         del self.table[sess.key]
-        del self.table[(sess.server, sess.sport, sess.client, sess.cport)]
+        self.table.pop((sess.server, sess.sport, sess.client, sess.cport), None)  # maybe the same
         hashes = self.key_hashes
         for h in sess.hashes:
             left = hashes.pop(h) - 1

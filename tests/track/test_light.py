@@ -1,0 +1,317 @@
+"""Light handshakes (track.light): tcpeek's bulk path must change nothing but speed.
+
+The main check runs a deliberately awkward mix of handshakes — retransmitted and
+replaced SYNs, duplicate SYN/ACKs, RSTs from either side, ICMP errors, FINs
+before the ACK, simultaneous opens, VLAN tags and IP options on some packets,
+truncated frames, 4-tuples reused at once, late SYN copies after a reject,
+timeouts, timestamps out of order — through tcpeek with the bulk path and
+without it (the exact, per-packet path alone), at several batch sizes so that
+handshakes straddle batch boundaries, and compares every byte of output.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import random
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tcpscope.capture import RawBatch
+from tcpscope.cli import tcpeek
+from tcpscope.decode.columns import columns
+from tcpscope.engine import Engine
+from tcpscope.track.light import WANT_ACK, LightHandshakes
+from tcpscope.track.prefilter import member
+from tests.support import frames as f
+from tests.support.pcapwrite import write_pcap
+
+SECOND = 1_000_000_000
+BASE = 1_700_000_000 * SECOND
+Frame = tuple[int, bytes]
+
+KINDS = (
+    "ok", "ok", "ok", "ok", "ok_data", "dupsyn", "newsyn", "dupsynack", "reject",
+    "client_rst", "unanswered", "icmp", "icmp_other_seq", "fin_early", "ack_fin",
+    "simultaneous", "vlan_syn", "vlan_ack", "ip_options", "truncated", "late_copy",
+    "reuse", "self", "not_local", "ecn", "slow", "stray_ack_first",
+)  # fmt: skip
+
+
+class Mix:
+    """Frames of many handshakes, each a small script of packets at given times."""
+
+    def __init__(self, seed: int) -> None:
+        self.rng = random.Random(seed)
+        self.frames: list[Frame] = []
+
+    def add(self, t: float, frame: bytes) -> None:
+        self.frames.append((BASE + int(t * SECOND), frame))
+
+    def handshake(self, kind: str) -> None:
+        rng = self.rng
+        t = rng.uniform(0, 20)
+        client = f"198.18.{rng.randrange(3)}.{rng.randrange(1, 60)}"
+        cport = rng.randrange(30000, 30040)  # few ports: 4-tuples meet again
+        server = f"198.19.0.{rng.randrange(1, 4)}"
+        sport = rng.choice((80, 443))
+        if kind == "not_local":
+            client = f"198.19.1.{rng.randrange(1, 60)}"
+        if kind == "self":
+            server, sport = client, cport
+        cseq, sseq = rng.getrandbits(32), rng.getrandbits(32)
+
+        def gap() -> float:
+            return rng.expovariate(1 / 0.05) if rng.random() < 0.8 else rng.uniform(0.3, 3.5)
+
+        def c(
+            flags: str | int, seq: int = cseq + 1, ack: int = sseq + 1, payload: bytes = b""
+        ) -> bytes:
+            return f.tcp_frame(client, cport, server, sport, flags, seq, ack, payload)
+
+        def s(flags: str, seq: int = sseq + 1, ack: int = cseq + 1) -> bytes:
+            return f.tcp_frame(server, sport, client, cport, flags, seq, ack)
+
+        syn = c("S", cseq, 0)
+        synack = s("SA", sseq, cseq + 1)
+        ack = c("A")
+
+        def step(frame: bytes) -> None:
+            nonlocal t
+            self.add(t, frame)
+            t += gap()
+
+        if kind in ("ok", "self", "not_local"):
+            step(syn), step(synack), step(ack)
+        elif kind == "ok_data":
+            step(syn), step(synack), step(ack)
+            step(c("PA", payload=b"x" * 10)), step(s("A", ack=cseq + 11))
+            step(c("FA", seq=cseq + 11))
+        elif kind == "dupsyn":
+            step(syn), step(syn), step(synack), step(ack)
+        elif kind == "newsyn":
+            step(syn), step(c("S", cseq + 7, 0)), step(s("SA", sseq, cseq + 8)), step(ack)
+        elif kind == "dupsynack":
+            step(syn), step(synack), step(synack), step(ack)
+        elif kind == "reject":
+            step(syn), step(s("RA", 0, cseq + 1))
+        elif kind == "client_rst":
+            step(syn), step(synack), step(c("R"))
+        elif kind == "unanswered":
+            step(syn)
+            if rng.random() < 0.5:
+                step(syn)
+        elif kind in ("icmp", "icmp_other_seq"):
+            quoted = f.ipv4(client, server, f.tcp(cport, sport, cseq + (kind != "icmp"), 0, "S"))
+            step(syn), step(f.unreach_frame(server, client, 3, quoted[:28]))
+            if rng.random() < 0.5:
+                step(synack), step(ack)
+        elif kind == "fin_early":
+            step(syn), step(synack), step(c("FA")), step(ack)
+        elif kind == "ack_fin":
+            step(syn), step(synack), step(c("FA"))
+        elif kind == "simultaneous":
+            step(syn), step(s("S", sseq, 0)), step(s("SA", sseq, cseq + 1))
+            step(c("SA", cseq, sseq + 1))
+        elif kind == "vlan_syn":
+            step(f.ether(f.ipv4(client, server, f.tcp(cport, sport, cseq, 0, "S")), vlans=(5,)))
+            step(synack), step(ack)
+        elif kind == "vlan_ack":
+            step(syn), step(synack)
+            tagged_ack = f.tcp(cport, sport, cseq + 1, sseq + 1, "A")
+            step(f.ether(f.ipv4(client, server, tagged_ack), vlans=(5,)))
+        elif kind == "ip_options":
+            step(syn)
+            step(f.ether(f.ipv4(server, client, f.tcp(sport, cport, sseq, cseq + 1, "SA"),
+                                options=b"\x01" * 4)))  # fmt: skip
+            step(ack)
+        elif kind == "truncated":
+            step(syn), step(synack[:40]), step(synack), step(ack)
+        elif kind == "late_copy":
+            step(syn), step(s("RA", 0, cseq + 1)), step(syn), step(synack), step(ack)
+        elif kind == "reuse":
+            step(syn), step(synack), step(ack)
+            step(c("S", cseq + 100000, 0)), step(s("SA", sseq + 5, cseq + 100001))
+            step(c("A", cseq + 100001, sseq + 6))
+        elif kind == "ecn":
+            step(c(0x02 | 0x40 | 0x80, cseq, 0)), step(synack), step(ack)
+        elif kind == "slow":
+            self.add(t, syn)
+            self.add(t + rng.uniform(1.5, 4.0), synack)
+            self.add(t + rng.uniform(4.0, 6.0), ack)
+        elif kind == "stray_ack_first":
+            step(c("A", cseq - 5, 9)), step(syn), step(synack), step(ack)
+
+    def build(self, handshakes: int) -> list[Frame]:
+        for _ in range(handshakes):
+            self.handshake(self.rng.choice(KINDS))
+        self.frames.sort(key=lambda fr: fr[0])
+        # A few timestamps a little out of order, as captures from several CPUs are.
+        for i in self.rng.sample(range(len(self.frames)), len(self.frames) // 50):
+            ts, frame = self.frames[i]
+            self.frames[i] = (ts - self.rng.randrange(0, 3 * SECOND // 1000), frame)
+        return self.frames
+
+
+@pytest.fixture(scope="module")
+def mix(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("light") / "mix.pcap"
+    write_pcap(path, Mix(seed=11).build(1500))
+    return path
+
+
+def run(argv: list[str]) -> tuple[str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        assert tcpeek.main(argv) == 0
+    return out.getvalue(), err.getvalue()
+
+
+def without_times(text: str) -> list[str]:
+    return [line for line in text.splitlines() if "time :" not in line]
+
+
+class CountingEngine(Engine):
+    """The engine, remembering how many handshakes it settled in bulk."""
+
+    settled_total = 0
+
+    def finish(self, now: int) -> None:
+        super().finish(now)
+        CountingEngine.settled_total += self.settled
+
+
+@pytest.mark.parametrize("batch", [1, 7, 64, 8192])
+@pytest.mark.parametrize("mode", [["--json", "-q"], [], ["-q"]])
+def test_bulk_path_changes_nothing(
+    mix: Path, batch: int, mode: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    argv = [*mode, "-t", "2", "--icmp", "--local", "198.18.0.0/16", "-r", str(mix)]
+    monkeypatch.setattr(tcpeek, "READ_BATCH", batch)
+    monkeypatch.setattr(tcpeek, "Engine", CountingEngine)
+    CountingEngine.settled_total = 0
+    bulk_out, bulk_err = run(argv)
+    if batch > 1:  # one packet a batch leaves nothing to do in bulk
+        assert CountingEngine.settled_total > 300
+    monkeypatch.setattr(tcpeek, "PREFILTER", None)
+    exact_out, exact_err = run(argv)
+    assert bulk_out == exact_out
+    assert without_times(bulk_err) == without_times(exact_err)
+    if "--json" in mode:
+        results = [line.split('"result":"')[1].split('"')[0] for line in bulk_out.splitlines()]
+        assert {"success", "reject", "timeout", "unreach"} <= set(results)
+        assert '"dupsyn":1' in bulk_out and '"dupsynack":1' in bulk_out
+
+
+def test_bulk_path_with_the_filters_of_the_spec(mix: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    argv = [
+        "-q", "--json", "--local", "198.18.0.0/16", "-r", str(mix),
+        "web:TX@*:80", "tls:TX@198.19.0.1:443,198.19.0.2:443", ":TX@198.19.0.3:*",
+    ]  # fmt: skip
+    bulk_out, bulk_err = run(argv)
+    monkeypatch.setattr(tcpeek, "PREFILTER", None)
+    exact_out, exact_err = run(argv)
+    assert bulk_out == exact_out
+    assert without_times(bulk_err) == without_times(exact_err)
+    assert '"filters":["TX","web"]' in bulk_out and '"filters":["TX","tls"]' in bulk_out
+    assert '"filters":[]' in bulk_out  # excluded
+
+
+# ------------------------------------------------------------- unit tests
+
+
+def cols_of(frames: list[Frame]) -> tuple[object, bytes]:
+    batch = RawBatch.of_frames(frames)
+    cols = columns(1, batch.buf, batch.meta)
+    assert cols is not None
+    return cols, batch.buf
+
+
+def everything_local(addresses: np.ndarray) -> np.ndarray:  # type: ignore[type-arg]
+    return np.ones(addresses.size, dtype=bool)
+
+
+def handshake(cport: int, t0: float = 0.0) -> list[Frame]:
+    syn = f.tcp_frame("198.18.0.1", cport, "198.18.0.2", 80, "S", 100, 0)
+    synack = f.tcp_frame("198.18.0.2", 80, "198.18.0.1", cport, "SA", 500, 101)
+    ack = f.tcp_frame("198.18.0.1", cport, "198.18.0.2", 80, "A", 101, 501)
+    return [(BASE + int((t0 + i * 0.01) * SECOND), fr) for i, fr in enumerate((syn, synack, ack))]
+
+
+NONE = np.zeros(0, dtype=np.uint64)
+
+
+def test_a_handshake_across_two_batches_is_a_success_where_its_ack_is() -> None:
+    light = LightHandshakes(30 * SECOND, everything_local)
+    frames = handshake(40000)
+    cols, buf = cols_of(frames[:2])
+    first = light.plan(cols, buf, NONE)  # type: ignore[arg-type]
+    assert first.bulk.tolist() == [0, 1] and not first.success_at.size
+    assert len(light) == 1 and int(light.want[0]) == WANT_ACK
+    cols, buf = cols_of([frames[2]])
+    second = light.plan(cols, buf, NONE)  # type: ignore[arg-type]
+    assert second.success_at.tolist() == [0] and second.bulk.tolist() == [0]
+    assert second.start.tolist() == [frames[0][0]] and second.outbound.tolist() == [True]
+    assert len(light) == 0
+
+
+def test_a_misfit_hands_the_handshake_over_with_its_frames() -> None:
+    light = LightHandshakes(30 * SECOND, everything_local)
+    frames = handshake(40001)
+    cols, buf = cols_of(frames[:2])
+    light.plan(cols, buf, NONE)  # type: ignore[arg-type]
+    rst = (frames[1][0] + 5, f.tcp_frame("198.18.0.1", 40001, "198.18.0.2", 80, "R", 101, 0))
+    cols, buf = cols_of([frames[0], rst])  # a SYN copy comes first: it does not fit
+    plan = light.plan(cols, buf, NONE)  # type: ignore[arg-type]
+    assert plan.promote_at.tolist() == [0] and not plan.promote_first.any()
+    assert plan.promote_frames == [frames[:2]]  # replayed: the SYN, then the SYN/ACK
+    assert plan.force.tolist() == [0, 1] and not plan.bulk.size
+    assert len(light) == 0
+
+
+def test_a_handshake_a_tick_could_time_out_leaves_before_the_batch() -> None:
+    light = LightHandshakes(2 * SECOND, everything_local)
+    frames = handshake(40002)
+    cols, buf = cols_of(frames[:1])
+    light.plan(cols, buf, NONE)  # type: ignore[arg-type]
+    late = [(frames[0][0] + 3 * SECOND, frames[1][1])]
+    cols, buf = cols_of(late)
+    plan = light.plan(cols, buf, NONE)  # type: ignore[arg-type]
+    assert plan.promote_first.tolist() == [True]
+    assert plan.promote_frames == [frames[:1]]
+    assert plan.force.tolist() == [0]
+
+
+def test_exact_only_tuples_are_left_to_the_exact_path() -> None:
+    light = LightHandshakes(30 * SECOND, everything_local)
+    cols, buf = cols_of(handshake(40003))
+    plan = light.plan(cols, buf, cols.key[:1])  # type: ignore[attr-defined]
+    assert not plan.bulk.size and not plan.success_at.size and len(light) == 0
+
+
+def test_an_evacuation_replays_the_oldest_first() -> None:
+    light = LightHandshakes(30 * SECOND, everything_local)
+    a, b = handshake(40004, t0=1.0), handshake(40005, t0=0.0)
+    cols, buf = cols_of([a[0], b[0], b[1]])
+    light.plan(cols, buf, NONE)  # type: ignore[arg-type]
+    assert light.evacuate() == [[b[0], b[1]], [a[0]]]
+    assert len(light) == 0
+
+
+@pytest.mark.parametrize("size", [1, 10, 1000, 50_000])
+def test_member_never_misses_and_rarely_says_maybe(size: int) -> None:
+    rng = np.random.default_rng(size)
+    table = rng.integers(0, 2**64, size, dtype=np.uint64)
+    others = rng.integers(0, 2**64, 100_000, dtype=np.uint64)
+    assert member(table, table).all()
+    wrong = member(others, table).mean()
+    assert wrong < 0.01
+
+
+def test_member_of_nothing_is_nothing() -> None:
+    values = np.arange(5, dtype=np.uint64)
+    empty: Callable[[], np.ndarray] = lambda: np.zeros(0, dtype=np.uint64)  # type: ignore[type-arg]  # noqa: E731
+    assert not member(values, empty()).any()
