@@ -414,9 +414,11 @@ def test_client_side_mix_counts_json_table_stats_and_file(lab: Lab, tmp_path: Pa
         assert time.monotonic() - began < 5.0
     finally:
         stalled.close()
-    # verdicts were written at once, stalled client or not
+    # Verdicts were written at once, stalled client or not: a timeout falls at the
+    # first clock tick after its deadline (ticks are 1 s apart, the idle poll 0.2 s),
+    # the rest at their packet; the margin is for a loaded CI machine.
     for v in tcpeek.verdicts:
-        assert v["_arrived"] - v["end"] < 1.5, v
+        assert v["_arrived"] - v["end"] < 2.5, v
 
     want_b = expected_for(lab, attempts_b, list(recorder.frames))
     counts_b = tally(want_b, NAMES)
