@@ -45,11 +45,13 @@ class HandshakeJudge(Protocol):
 
     @property
     def records_wanted(self) -> bool:
-        """Each success in order through `settled` (True), or counts through
-        `settled_counts` (False)."""
+        """Each handshake in order, through `settled` and the tracker (True), or
+        only counts, through `bulk_counts` (False)."""
         ...
 
-    def settled_counts(self, client: U64, server: U64, ports: U64, outbound: Mask) -> None: ...
+    def bulk_counts(
+        self, result: str, client: U64, server: U64, ports: U64, outbound: Mask
+    ) -> None: ...
 
     def settled(
         self,
@@ -124,8 +126,15 @@ class Engine:
                 self._odd_packet_hashes(cols, buf),
             )
         )
-        needed = self.prefilter(cols, tracked)
-        plan = self._light_plan(cols, buf, tracked) if self.light is not None else None
+        if self.light is not None:
+            plan: Plan | None = self._light_plan(cols, buf, tracked)
+            assert plan is not None
+            # What the light handshakes took, they decide whole: the prefilter need
+            # not look at those SYNs' packets.
+            needed = handshake_needed(cols, tracked, skip=plan.opened)
+        else:
+            plan = None
+            needed = self.prefilter(cols, tracked)
         if plan is not None:
             needed[plan.bulk] = False
             needed[plan.force] = True
@@ -133,7 +142,9 @@ class Engine:
             tracker.stats.total_sessions += plan.success_at.size
             assert self.judge is not None
             if plan.success_at.size and not self.judge.records_wanted:
-                self.judge.settled_counts(plan.client, plan.server, plan.ports, plan.outbound)
+                self.judge.bulk_counts(
+                    "success", plan.client, plan.server, plan.ports, plan.outbound
+                )
                 plan = plan.without_successes()
         idx = np.flatnonzero(needed)
         ts = cols.ts
@@ -165,9 +176,18 @@ class Engine:
             self._next_tick = now + SECOND
 
     def finish(self, now: int) -> None:
-        if self.light is not None:
-            for frames in self.light.evacuate():
-                self._work(frames)
+        """The end of the capture: every session still open is closed (tcpeek: a
+        handshake still pending is a timeout)."""
+        if self.light is not None and len(self.light):
+            assert self.judge is not None
+            if self.judge.records_wanted:  # in order with the tracker's: the exact way
+                for frames in self.light.evacuate():
+                    self._work(frames)
+            else:
+                light = self.light
+                outbound = self.judge.local_ipv4(light.src)
+                self.judge.bulk_counts("timeout", light.src, light.dst, light.ports, outbound)
+                light.discard()
         self.tracker.finish(now)
 
     # ---------------------------------------------------------------- internals

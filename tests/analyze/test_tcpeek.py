@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from tcpscope.analyze.tcpeek import Handshake, LocalAddresses, TcpeekAnalyzer
+import random
+
+import numpy as np
+
+from tcpscope.analyze.tcpeek import Handshake, LocalAddresses, RecentFailures, TcpeekAnalyzer
 from tcpscope.analyze.tcpeek_counters import Counters
 from tcpscope.analyze.tcpeek_filters import FilterSet
 from tcpscope.decode.records import IcmpError, Segment
@@ -166,6 +170,17 @@ def test_local_networks() -> None:
     assert packed("fd00::1") in local and packed("fd00::2") not in local
 
 
+def test_local_ipv4_mask_agrees_with_membership_address_by_address() -> None:
+    """The bulk path asks for whole arrays; an address must never be local there
+    and not in `in` (or the other way round)."""
+    local = LocalAddresses.parse(["198.18.0.1", "198.18.0.7", "198.19.0.0/24", "fd00::1"])
+    rng = random.Random(3)
+    texts = [f"198.{rng.choice((18, 19))}.{rng.randrange(3)}.{rng.randrange(256)}"
+             for _ in range(5000)] + ["198.18.0.1", "198.18.0.7", "198.19.0.200"]  # fmt: skip
+    values = np.array([int.from_bytes(packed(t), "big") for t in texts], dtype=np.uint64)
+    assert local.ipv4_mask(values).tolist() == [packed(t) in local for t in texts]
+
+
 def test_a_syn_sent_again_after_a_failure_verdict_is_not_a_new_handshake() -> None:
     """The client may never get the RST or ICMP error we saw, and send its SYN again."""
     lab = Lab()
@@ -182,3 +197,18 @@ def test_a_syn_sent_again_after_a_failure_verdict_is_not_a_new_handshake() -> No
     fresh = Conversation(cseq=77777)
     lab.feed(fresh.c(2000, "S"), fresh.s(2001, "RA"))
     assert [h.result for h in lab.results] == ["unreach", "reject"]
+
+
+def test_recent_failures_forget_by_age_even_after_a_refresh() -> None:
+    failures = RecentFailures(remember_ns=10 * SECOND)
+    a = (packed(CLIENT), 1, packed(SERVER), 80)
+    b = (packed(CLIENT), 2, packed(SERVER), 80)
+    failures.add(a, 7, BASE_NS)
+    failures.add(b, 9, BASE_NS + SECOND)
+    failures.add(a, 7, BASE_NS + 5 * SECOND)  # judged again: now the newest
+    assert failures.is_late_copy(a, 7, BASE_NS + 12 * SECOND)
+    assert not failures.is_late_copy(b, 9, BASE_NS + 12 * SECOND)  # 11 s old: forgotten
+    assert not failures.is_late_copy(a, 8, BASE_NS + 12 * SECOND)  # another SYN
+    assert len(list(failures.hashes())) == 1
+    assert not failures.is_late_copy(a, 7, BASE_NS + 16 * SECOND)
+    assert not failures and not list(failures.hashes())

@@ -242,3 +242,27 @@ def test_per_session_held_segments_are_bounded() -> None:
     (sess,) = tracker.sessions.values()
     assert len(sess.seen) <= 2048
     assert tracker.stats.active_segments == len(sess.seen)
+
+
+def test_a_socket_connected_to_itself_opens_and_closes_without_harm() -> None:
+    """Same address and port at both ends: both directions are one 4-tuple."""
+    tracker, rec = make(half_open_timeout_ns=SECOND)
+    conv = Conversation(client="198.18.0.9", cport=5555, server="198.18.0.9", sport=5555)
+    syn = conv.c(0, "S")
+    feed(tracker, [syn, copy(syn, 1000)])  # sent again: the same session
+    tracker.tick(BASE_NS + 3 * SECOND)
+    assert rec.closes() == [(1, CLOSE_TIMEOUT)]
+    assert not tracker.table and not tracker.key_hashes
+
+
+def test_sessions_closed_together_are_reported_oldest_syn_first() -> None:
+    """Whatever order the table took them in (a capture's clock may step back)."""
+    tracker, rec = make(half_open_timeout_ns=SECOND)
+    late, early = Conversation(cport=1), Conversation(cport=2)
+    feed(tracker, [late.c(500, "S"), early.c(100, "S")])
+    tracker.finish(BASE_NS + SECOND)
+    assert rec.closes() == [(2, CLOSE_END), (1, CLOSE_END)]
+    tracker, rec = make(half_open_timeout_ns=SECOND)
+    feed(tracker, [late.c(500, "S"), early.c(100, "S")])
+    tracker.tick(BASE_NS + 5 * SECOND)
+    assert rec.closes() == [(2, CLOSE_TIMEOUT), (1, CLOSE_TIMEOUT)]

@@ -24,7 +24,6 @@ from tcpscope.analyze.tcpeek_filters import FilterSet
 from tcpscope.decode.columns import U64, key_hash
 from tcpscope.decode.records import ACK, SYN, IcmpError, Segment
 from tcpscope.track import states as st
-from tcpscope.track.prefilter import member
 from tcpscope.track.session import HS_ACK, HS_SYNACK, Session
 from tcpscope.track.tracker import RETRANSMISSION, SECOND, Tracker
 
@@ -94,7 +93,7 @@ class LocalAddresses:
         exact = np.array(
             [int.from_bytes(a, "big") for a in self._exact if len(a) == 4], dtype=np.uint64
         )
-        found: npt.NDArray[np.bool_] = member(addresses, exact)
+        found: npt.NDArray[np.bool_] = np.isin(addresses, exact)  # exact: not `member`
         for network, mask in self._ranges[4]:
             found |= (addresses & np.uint64(mask)) == np.uint64(network)
         return found
@@ -296,16 +295,19 @@ class TcpeekAnalyzer:
         """Does anyone want each handshake (table, JSON), or only the counts?"""
         return self.emit is not None
 
-    def settled_counts(self, client: U64, server: U64, ports: U64, outbound: Mask) -> None:
-        """Count successes settled in bulk, when nobody wants their records: the
-        counts `settled` would make, added up by the filters they fall in."""
+    def bulk_counts(
+        self, result: str, client: U64, server: U64, ports: U64, outbound: Mask
+    ) -> None:
+        """Count handshakes judged in bulk (successes settled by track.light, or light
+        ones still pending when the capture ends: timeouts), when nobody wants their
+        records: the counts `settled` or `_judge` would make, added up by filters."""
         remote = np.where(outbound, server, client)
         keys = (remote << np.uint64(17)) | ((ports & np.uint64(0xFFFF)) << np.uint64(1))
         keys |= outbound.astype(np.uint64)
         counts = np.bincount(self._bulk_names.lookup(keys, self._names_of_key))
         for names, times in zip(self._bulk_names.values, counts.tolist(), strict=False):
             if times:
-                self.counters.record(names, SUCCESS, 0, 0, times)
+                self.counters.record(names, result, 0, 0, times)
 
     def _names_of_key(self, key: int) -> tuple[str, ...]:
         direction = "TX" if key & 1 else "RX"

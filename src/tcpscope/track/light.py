@@ -53,6 +53,7 @@ class Plan(NamedTuple):
     promote_at: Index  # each promotion happens just before this packet (batch index)
     promote_first: Mask  # ...or before anything else in the batch
     promote_frames: list[Frames]
+    opened: Index  # the SYNs of the new handshakes taken here (all their packets decided)
 
     @classmethod
     def promotions_only(cls, frames: list[Frames]) -> Plan:
@@ -61,7 +62,7 @@ class Plan(NamedTuple):
         u64 = np.zeros(0, dtype=np.uint64)
         return cls(
             none, none, none, u64, u64, u64, np.zeros(0, dtype=np.int64), np.zeros(0, bool),
-            np.zeros(len(frames), dtype=np.intp), np.ones(len(frames), dtype=bool), frames,
+            np.zeros(len(frames), dtype=np.intp), np.ones(len(frames), dtype=bool), frames, none,
         )  # fmt: skip
 
 
@@ -121,6 +122,10 @@ class LightHandshakes:
         out = self._replays(rows[np.argsort(self.syn_ts[rows], kind="stable")])
         self._keep(~leaving)
         return out
+
+    def discard(self) -> None:
+        """Forget every handshake (judged elsewhere, in bulk)."""
+        self._keep(np.zeros(self.canon.size, dtype=bool))
 
     def _replays(self, rows: Index) -> list[Frames]:
         out: list[Frames] = []
@@ -335,6 +340,7 @@ class LightHandshakes:
             np.array(promote_at, dtype=np.intp),
             promote_first,
             promote_frames,
+            first[active & ~old],
         )
 
     def _add(

@@ -99,16 +99,22 @@ def follow_needed(cols: Columns, tracked: U64) -> Mask:
     return needed
 
 
-def handshake_needed(cols: Columns, pending: U64) -> Mask:
+def handshake_needed(cols: Columns, pending: U64, skip: Index | None = None) -> Mask:
     """tcpeek: packets that can decide a handshake.
 
     Sessions pending when the batch starts: all their packets. Every SYN (a new
     handshake, maybe on a 4-tuple reused). Sessions opened in the batch: all
     their packets, but for the plain SYN, SYN/ACK, ACK handshake: nothing after
     its ACK (a success, then forgotten) unless a SYN opens the 4-tuple again.
+    `skip`: SYNs whose packets the caller decides itself (track.light).
     """
     syn = opening_syns(cols)
-    opened = np.concatenate((cols.key[syn], cols.rkey[syn]))
+    if skip is not None and skip.size:
+        opening = syn.copy()
+        opening[skip] = False
+        opened = np.concatenate((cols.key[opening], cols.rkey[opening]))
+    else:
+        opened = np.concatenate((cols.key[syn], cols.rkey[syn]))
     candidates = np.flatnonzero(cols.plain & member(cols.key, opened))
     needed: Mask = ~cols.plain | syn | member(cols.key, pending)
     if candidates.size:
