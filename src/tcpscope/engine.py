@@ -126,16 +126,13 @@ class Engine:
                 self._odd_packet_hashes(cols, buf),
             )
         )
-        if self.light is not None:
-            plan: Plan | None = self._light_plan(cols, buf, tracked)
-            assert plan is not None
+        plan = self._light_plan(cols, buf, tracked) if self.light is not None else None
+        if plan is None:
+            needed = self.prefilter(cols, tracked)
+        else:
             # What the light handshakes took, they decide whole: the prefilter need
             # not look at those SYNs' packets.
             needed = handshake_needed(cols, tracked, skip=plan.opened)
-        else:
-            plan = None
-            needed = self.prefilter(cols, tracked)
-        if plan is not None:
             needed[plan.bulk] = False
             needed[plan.force] = True
             self.settled += plan.success_at.size
