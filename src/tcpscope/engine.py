@@ -5,20 +5,20 @@ errors, and drives the tracker's clock from the packets' own timestamps.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from typing import Protocol, cast
+from typing import NamedTuple, Protocol, cast
 
 import numpy as np
 import numpy.typing as npt
 
 from tcpscope.capture import RawBatch
 from tcpscope.decode.checksum import make_checksum_verifier
-from tcpscope.decode.columns import U64, Columns, columns, key_hashes
+from tcpscope.decode.columns import U64, Columns, columns, key_hashes, plain_fields
 from tcpscope.decode.frame import make_decoder
 from tcpscope.decode.records import Segment
 from tcpscope.errors import DecodeError
 from tcpscope.track.light import Frames, LightHandshakes, Plan
 from tcpscope.track.prefilter import Mask, follow_needed, handshake_needed, opening_syns
-from tcpscope.track.tracker import SECOND, Tracker
+from tcpscope.track.tracker import SECOND, PlainSegment, Tracker
 
 # What the batch prefilter keeps for the exact path (track.prefilter).
 PREFILTERS: dict[str, Callable[[Columns, U64], Mask]] = {
@@ -26,10 +26,23 @@ PREFILTERS: dict[str, Callable[[Columns, U64], Mask]] = {
     "handshake": handshake_needed,  # tcpeek: packets that can decide a handshake
 }
 
-# What the exact loop works through in order, each with its time: a packet, a
-# clock tick (None), a handshake settled in bulk (client, cport, server, sport,
-# start, outbound) or frames to replay (a light handshake handed to the exact path).
-Item = tuple[int, "bytes | tuple[bytes, int, bytes, int, int, bool] | Frames | None"]
+
+class Settled(NamedTuple):
+    """A handshake settled in bulk (track.light), for the judge."""
+
+    client: bytes
+    cport: int
+    server: bytes
+    sport: int
+    start: int
+    outbound: bool
+
+
+# What the exact loop works through in order, each with its time: a packet (its
+# frame, or a plain one's header fields: decode.columns.plain_fields), a clock
+# tick (None), a handshake settled in bulk, or frames to replay (a light
+# handshake handed to the exact path).
+Item = tuple[int, "bytes | PlainSegment | Settled | Frames | None"]
 
 
 class HandshakeJudge(Protocol):
@@ -88,6 +101,11 @@ class Engine:
             if self.judge is not None
             else None
         )
+        # Plain packets reach the exact loop as their header fields, which the
+        # tracker may settle without a decode (Tracker.feed_plain); not beside the
+        # light handshakes (their own bulk path), nor with -c (checksums need frames).
+        self.plain_items = self.prefilter is not None and self.verify is None and self.light is None
+        self._buf = b""  # the batch the exact loop works on
         self.header_errors = {"L2": 0, "IP": 0, "TCP": 0}
         self.bad_checksums = 0
         # Called with the clock's time about once a second (after the tracker's
@@ -145,16 +163,14 @@ class Engine:
                 plan = plan.without_successes()
         idx = np.flatnonzero(needed)
         ts = cols.ts
-        items: list[Item] = [
-            (t, buf[off : off + cap])
-            for t, off, cap in zip(
-                ts[idx].tolist(), cols.offset[idx].tolist(), cols.caplen[idx].tolist(), strict=True
-            )
-        ]
+        to_items = self._plain_items if self.plain_items else self._frames
+        items = to_items(cols, buf, idx)
         ticks = self._tick_positions(ts)
         if ticks or (plan is not None and (plan.success_at.size or plan.promote_frames)):
             items = self._merge(cols, idx, items, ticks, plan)
+        self._buf = buf
         self._work(items)
+        self._buf = b""
         n = len(ts)
         self.packets += n
         bulk = plan.bulk.size if plan is not None else 0
@@ -232,6 +248,37 @@ class Engine:
         self._next_tick = next_tick
         return positions
 
+    @staticmethod
+    def _frames(cols: Columns, buf: bytes, idx: npt.NDArray[np.intp]) -> list[Item]:
+        """The packets `idx` as (time, frame) items."""
+        return [
+            (t, buf[off : off + cap])
+            for t, off, cap in zip(
+                cols.ts[idx].tolist(), cols.offset[idx].tolist(), cols.caplen[idx].tolist(),
+                strict=True,
+            )
+        ]  # fmt: skip
+
+    @classmethod
+    def _plain_items(cls, cols: Columns, buf: bytes, idx: npt.NDArray[np.intp]) -> list[Item]:
+        """The packets `idx` as items: plain ones as their header fields (for
+        Tracker.feed_plain), the others as frames."""
+        fields = cols.plain[idx]
+        if not fields.any():
+            return cls._frames(cols, buf, idx)
+        chosen = idx[fields]
+        fields_of = zip(*plain_fields(cols, buf, chosen), strict=True)
+        plain = zip(cols.ts[chosen].tolist(), fields_of, strict=True)
+        if fields.all():
+            return list(plain)
+        # Into place through object arrays: np.fromiter does not unpack the tuples.
+        items = np.empty(idx.size, dtype=object)
+        items[fields] = np.fromiter(plain, dtype=object, count=chosen.size)
+        others = cls._frames(cols, buf, idx[~fields])
+        items[~fields] = np.fromiter(others, dtype=object, count=len(others))
+        listed: list[Item] = items.tolist()
+        return listed
+
     def _light_plan(self, cols: Columns, buf: bytes, tracked: U64) -> Plan:
         """What the light handshakes (track.light) make of this batch. `tracked`:
         the hashes of the tracker's 4-tuples and of the batch's odd packets."""
@@ -287,8 +334,8 @@ class Engine:
         everything += packets
         if plan is not None:
             everything += [
-                (end, (client.to_bytes(4, "big"), pair >> 16, server.to_bytes(4, "big"),
-                       pair & 0xFFFF, start, outbound))
+                (end, Settled(client.to_bytes(4, "big"), pair >> 16, server.to_bytes(4, "big"),
+                              pair & 0xFFFF, start, outbound))
                 for end, client, server, pair, start, outbound in zip(
                     ts[plan.success_at].tolist(), plan.client.tolist(), plan.server.tolist(),
                     plan.ports.tolist(), plan.start.tolist(), plan.outbound.tolist(), strict=True,
@@ -305,17 +352,25 @@ class Engine:
         tracker = self.tracker
         feed = tracker.feed
         errors = self.header_errors
+        feed_plain = tracker.feed_plain
+        buf = self._buf
         verify = self.verify
         judge = self.judge
         for ts, data in items:
             if data.__class__ is not bytes:
-                if data is None:
+                if data.__class__ is tuple:  # a plain packet's fields (no cast(): a call)
+                    if feed_plain(ts, data, buf):  # type: ignore[arg-type]
+                        continue
+                    data = buf[data[10] : data[11]]  # type: ignore[misc]
+                elif data is None:
                     self._tick(ts)
-                elif isinstance(data, tuple):
+                    continue
+                elif data.__class__ is Settled:
                     judge.settled(*data, ts)  # type: ignore[union-attr]
+                    continue
                 else:
                     self._work(cast("Frames", data))  # a light handshake's replay
-                continue
+                    continue
             try:
                 rec = decode(ts, data)
             except DecodeError as err:

@@ -106,6 +106,14 @@ class MiruoAnalyzer:
             else (True, True)
         )  # (a break is shown, an RST during close is shown)
 
+    @property
+    def wants_quiet_segments(self) -> bool:
+        """Whether on_segment must see segments with no outcome (the tracker's
+        report_quiet): only to keep them as context or the previous segment (-v,
+        -t), to show them (--live) or to read their payload (DPI)."""
+        cfg = self.config
+        return bool(cfg.long_delay_ns or cfg.context or cfg.live or cfg.dpi is not None)
+
     # ---------------------------------------------------------------- hooks
     def on_open(self, sess: Session, seg: Segment) -> None:
         seg.marks = mk.M_SYN

@@ -36,6 +36,7 @@ LIVE_SNAPLEN = 1522
 LIVE_TIMEOUT_MS = 100
 MS = 1_000_000
 PREFILTER = "follow"  # skip in bulk the packets of sessions not tracked
+READ_BATCH = runloop.BATCH  # packets a read: larger batches measured slower (bench/)
 
 USAGE = """\
 usage: miruo [option] [expression]
@@ -203,6 +204,7 @@ class Miruo:
                 retransmit_ns=options.retransmit_ms * MS,
                 syn_retransmit=options.syn,
                 context=options.view_data,
+                report_quiet=self.analyzer.wants_quiet_segments,
             ),
             self.analyzer,
         )
@@ -314,7 +316,7 @@ def run(options: Options, out: TextIO, err: TextIO) -> int:
                 out.flush()
 
         with runloop.StopFlag() as stop:
-            now = runloop.run(cap, engine, stop, after_batch, LIVE_TIMEOUT_MS / 1000)
+            now = runloop.run(cap, engine, stop, after_batch, LIVE_TIMEOUT_MS / 1000, READ_BATCH)
         engine.finish(now)
         view = miruo.stats_view(engine, cap, now - clock_start(), cpu.percent(runloop.wall_ns()))
         if options.json:

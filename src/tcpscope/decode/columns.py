@@ -10,6 +10,7 @@ per-packet decoder, which stays the reference for what every field means.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -47,6 +48,24 @@ class Columns:
     dst: U64  # IPv4 destination address
     ports: U64  # sport << 16 | dport
     ipv6: npt.NDArray[np.bool_]  # an IPv6 frame at the link layer: never part of an IPv4 session
+    l3: int  # where the IP header starts in each frame
+
+
+class PlainFields(NamedTuple):
+    """The header fields of some plain packets, as lists (`plain_fields`)."""
+
+    key: list[int]  # Columns.key
+    addresses: list[int]  # src << 32 | dst: with `key`, fixes the whole 4-tuple
+    seq: list[int]
+    ack: list[int]
+    flags: list[int]
+    wire_len: list[int]  # as the decoder reckons it (records.Segment)
+    payload_len: list[int]
+    window: list[int]
+    options_at: list[int]  # the TCP options: buf[options_at:options_end]
+    options_end: list[int]
+    frame_at: list[int]  # the frame: buf[frame_at:frame_end]
+    frame_end: list[int]
 
 
 def key_hashes(src: bytes, sport: int, dst: bytes, dport: int) -> tuple[int, int]:
@@ -86,7 +105,9 @@ def columns(linktype: int, buf: bytes, meta: bytes) -> Columns | None:
         plain[:] = False
         empty = np.zeros(n, dtype=np.uint64)
         flags = np.zeros(n, np.uint8)
-        return Columns(ts, off, cap, plain, flags, empty, empty, empty, empty, empty, plain.copy())
+        return Columns(
+            ts, off, cap, plain, flags, empty, empty, empty, empty, empty, plain.copy(), l3
+        )
 
     def u8(at: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
         return b[at].astype(np.int64)
@@ -117,7 +138,34 @@ def columns(linktype: int, buf: bytes, meta: bytes) -> Columns | None:
     with np.errstate(over="ignore"):
         key = ((src << np.uint64(32)) | dst) ^ (ports * mul)
         rkey = ((dst << np.uint64(32)) | src) ^ (reverse_ports * mul)
-    return Columns(ts, off, cap, plain, flags, key, rkey, src, dst, ports, ipv6)
+    return Columns(ts, off, cap, plain, flags, key, rkey, src, dst, ports, ipv6, l3)
+
+
+def plain_fields(cols: Columns, buf: bytes, idx: npt.NDArray[np.intp]) -> PlainFields:
+    """The fields the decoder would give the plain packets `idx` (IPv4 without
+    options, a whole TCP header), read in bulk."""
+    b = np.frombuffer(buf, dtype=np.uint8)
+    ip = cols.offset[idx] + cols.l3
+    tcp = ip + 20
+    cap = cols.caplen[idx]
+    total = b[ip + 2].astype(np.int64) << 8 | b[ip + 3]
+    total = np.where(total == 0, cap - cols.l3, total)  # offload: trust what was captured
+    tcp_len = (b[tcp + 12].astype(np.int64) >> 4) * 4
+    src, dst = cols.src[idx], cols.dst[idx]
+    return PlainFields(
+        cols.key[idx].tolist(),
+        ((src << np.uint64(32)) | dst).tolist(),
+        _u32(b, tcp + 4).tolist(),
+        _u32(b, tcp + 8).tolist(),
+        cols.flags[idx].tolist(),
+        np.maximum(total + cols.l3, cap).tolist(),
+        (total - 20 - tcp_len).tolist(),
+        (b[tcp + 14].astype(np.int64) << 8 | b[tcp + 15]).tolist(),
+        (tcp + 20).tolist(),
+        (tcp + tcp_len).tolist(),
+        cols.offset[idx].tolist(),
+        (cols.offset[idx] + cap).tolist(),
+    )
 
 
 def _u32(b: npt.NDArray[np.uint8], at: npt.NDArray[np.int64]) -> U64:

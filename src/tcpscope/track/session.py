@@ -11,6 +11,11 @@ from tcpscope.track.states import SYN_RECV, SYN_SENT
 # Shared by every session without -v context; nothing is ever appended to it.
 _NO_RECENT: deque[Segment] = deque(maxlen=0)
 
+# What the tracker may hold of a segment in `Session.seen` instead of a Segment
+# (Tracker.feed_plain): time, number, option bytes, payload length, window, client
+# and server states. The tracker rebuilds the Segment if something refers to it.
+HeldInBrief = tuple[int, int, bytes, int, int, int, int]
+
 # Handshake progress bits (`Session.handshake`).
 HS_SYN = 1  # the client's SYN
 HS_SYNACK = 2  # the server's SYN/ACK
@@ -79,7 +84,7 @@ class Session:
         self.syn_dups = 0
         self.synack_dups = 0
         self.retransmits = 0
-        self.seen: dict[tuple[int, ...], Segment] = {}
+        self.seen: dict[tuple[int, ...], Segment | HeldInBrief] = {}
         self.hashes: tuple[int, ...] = ()
         self.after_duplicate = False
         self.held: list[Segment] = []

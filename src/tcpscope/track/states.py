@@ -126,6 +126,13 @@ _FLAG_INDEX: Final = tuple(
 )
 
 
+# The receiver states in which a bare ACK changes nothing and is not unexpected,
+# whatever the sender's state: such an ACK has no outcome at all.
+QUIET_ACK_RECEIVERS: Final = frozenset(
+    r for r in range(NSTATES) if all(_rule(ACK, s, r) == (s, r, 0) for s in range(NSTATES))
+)
+
+
 def step(flags: int, sender: int, receiver: int) -> tuple[int, int, int]:
     """New (sender, receiver) states and the outcome bits for a segment's flags byte."""
     return _TABLE[(_FLAG_INDEX[flags & 0xFF] * NSTATES + sender) * NSTATES + receiver]

@@ -11,7 +11,7 @@ from typing import Protocol
 from tcpscope.decode.columns import key_hashes
 from tcpscope.decode.records import ACK, SYN, IcmpError, Segment
 from tcpscope.track import states as st
-from tcpscope.track.session import HS_ACK, HS_RST, HS_SYNACK, Session
+from tcpscope.track.session import HS_ACK, HS_RST, HS_SYNACK, HeldInBrief, Session
 
 # Outcome bits the tracker adds to states.step()'s (which use 1..32).
 RETRANSMISSION = 64  # a copy of an earlier segment (the original is passed along)
@@ -40,6 +40,15 @@ class TrackConfig:
     # Hold every segment as a possible original of a retransmission (miruo), or
     # only SYNs and SYN/ACKs, whose copies are all tcpeek counts.
     hold_data: bool = True
+    # The listener wants every segment, even one that changes nothing (miruo -t, -v,
+    # --live, DPI). Without, such segments may be counted by `feed_plain` alone.
+    report_quiet: bool = True
+
+
+# A plain segment's header fields (decode.columns.PlainFields, one packet's worth):
+# key hash, src << 32 | dst, seq, ack, flags, wire length, payload length, window,
+# where its TCP options start and end in the batch buffer, where the frame does.
+PlainSegment = tuple[int, int, int, int, int, int, int, int, int, int, int, int]
 
 
 def _opened(sess: Session) -> tuple[int, tuple[bytes, int, bytes, int]]:
@@ -103,6 +112,9 @@ class Tracker:
         # sessions share each (a collision must not unlist the other): what the
         # batch prefilter looks packets up in (track.prefilter)
         self.key_hashes: dict[int, int] = {}
+        # the same hashes -> (session, direction, src << 32 | dst): `feed_plain`'s
+        # way in (a hash whose sessions collide may point at either, or at none)
+        self.by_hash: dict[int, tuple[Session, int, int]] = {}
         self._next_serial = 0
 
     # ------------------------------------------------------------------ packets
@@ -114,7 +126,10 @@ class Tracker:
             else:
                 self.stats.ignored_segments += 1
             return
-        sess, d = entry
+        self._feed_known(entry[0], entry[1], seg)
+
+    def _feed_known(self, sess: Session, d: int, seg: Segment) -> None:
+        """A segment of `sess`, in direction `d` (0: client to server)."""
         flags = seg.flags
         if d == 0 and flags & st.DECISIVE_FLAGS == SYN and seg.seq != sess.syn_seq:
             # A new connection on a 4-tuple whose old one we never saw end.
@@ -133,6 +148,8 @@ class Tracker:
             key = (d, seg.seq, seg.ack, flags, seg.wire_len)
         original = sess.seen.get(key)
         if original is not None:
+            if not isinstance(original, Segment):  # held by feed_plain: rebuild the Segment
+                original = self._held_segment(sess, key, original)
             if flags & SYN:
                 if flags & ACK:
                     sess.synack_dups += 1
@@ -167,6 +184,73 @@ class Tracker:
             self._remember(sess, key, seg)
         if outcome & st.CHANGED and st.is_closed(c, s):
             self._close(sess, CLOSE_RST if outcome & st.IS_RST else CLOSE_FIN, seg.ts)
+
+    def feed_plain(self, ts: int, f: PlainSegment, buf: bytes) -> bool:
+        """A plain IPv4 segment given by its header fields (engine; the frame is
+        buf[f[10]:f[11]]). False when it opens a session or may be another session's
+        under a colliding hash: decode it and `feed` it. Otherwise it is done: with
+        no session, counted as `feed` would; with one, fed without a decode or a
+        4-tuple lookup; and when it changes nothing and repeats nothing, only counted
+        and held in brief, unless the listener wants to see such segments."""
+        h, addresses, seq, ack, flags, wire_len = f[:6]
+        entry = self.by_hash.get(h)
+        if entry is None or entry[2] != addresses:
+            if h in self.key_hashes:
+                return False
+            # No session has this 4-tuple (nor its hash): as `feed` and `_open`.
+            if flags & st.DECISIVE_FLAGS != SYN:
+                self.stats.ignored_segments += 1
+                return True
+            limit = self.config.session_limit
+            if limit and len(self.sessions) >= limit:
+                self.stats.dropped_sessions += 1
+                return True
+            return False
+        sess, d, _ = entry
+        if (
+            flags & st.DECISIVE_FLAGS == ACK
+            and not self.config.report_quiet
+            and (sess.sstate if d == 0 else sess.cstate) in st.QUIET_ACK_RECEIVERS
+        ):
+            key = (d, seq, ack, flags, wire_len)
+            seen = sess.seen
+            if key not in seen:  # else a retransmission, or a copy to drop
+                self._quiet(sess, ts, f, buf, key)
+                return True
+        if d == 0:
+            src, sport, dst, dport = sess.key
+        else:
+            src, sport, dst, dport = sess.server, sess.sport, sess.client, sess.cport
+        at = f[10]
+        seg = Segment(
+            ts, 4, src, dst, sport, dport, seq, ack, flags, f[7], wire_len, f[6],
+            buf[at : f[11]], f[8] - at, f[9] - f[8], f[9] - at, False,
+        )  # fmt: skip
+        seg.ip_off = f[8] - at - 40  # IPv4 and TCP headers without options
+        self._feed_known(sess, d, seg)
+        return True
+
+    def _quiet(
+        self, sess: Session, ts: int, f: PlainSegment, buf: bytes, key: tuple[int, ...]
+    ) -> None:
+        """A segment with no outcome, not a copy: what `_feed_known` and `_remember`
+        do with it, holding it in brief (`_held_segment` rebuilds it if needed)."""
+        sess.last_ts = ts
+        num = sess.nsegs
+        sess.nsegs = num + 1
+        sess.nbytes += f[5]
+        stats = self.stats
+        limit = self.config.segment_limit
+        if limit and stats.active_segments >= limit:
+            stats.dropped_segments += 1
+            return
+        seen = sess.seen
+        seen[key] = (ts, num, buf[f[8] : f[9]], f[6], f[7], sess.cstate, sess.sstate)
+        stats.active_segments += 1
+        if len(seen) > PER_SESSION_SEEN_MAX:
+            self._prune_seen(sess)
+        if stats.active_segments > stats.active_segments_max:
+            stats.active_segments_max = stats.active_segments
 
     def feed_icmp(self, icmp: IcmpError) -> None:
         entry = self.table.get((icmp.q_src, icmp.q_sport, icmp.q_dst, icmp.q_dport))
@@ -226,6 +310,11 @@ class Tracker:
             sess.hashes = key_hashes(seg.src, seg.sport, seg.dst, seg.dport)
             for h in sess.hashes:
                 hashes[h] = hashes.get(h, 0) + 1
+            client = int.from_bytes(seg.src, "big")
+            server = int.from_bytes(seg.dst, "big")
+            forward, backward = sess.hashes
+            self.by_hash[backward] = (sess, 1, server << 32 | client)  # the reverse first, as above
+            self.by_hash[forward] = (sess, 0, client << 32 | server)
         self.sessions[sess.id] = sess
         stats.total_sessions += 1
         if len(self.sessions) > stats.active_sessions_max:
@@ -264,11 +353,36 @@ class Tracker:
         seen[key] = seg
         stats.active_segments += 1
         if len(seen) > PER_SESSION_SEEN_MAX:
-            keep = list(seen.items())[-PER_SESSION_SEEN_KEEP:]
-            stats.active_segments -= len(seen) - len(keep)
-            sess.seen = dict(keep)
+            self._prune_seen(sess)
         if stats.active_segments > stats.active_segments_max:
             stats.active_segments_max = stats.active_segments
+
+    def _prune_seen(self, sess: Session) -> None:
+        seen = sess.seen
+        keep = list(seen.items())[-PER_SESSION_SEEN_KEEP:]
+        self.stats.active_segments -= len(seen) - len(keep)
+        sess.seen = dict(keep)
+
+    @staticmethod
+    def _held_segment(sess: Session, key: tuple[int, ...], brief: HeldInBrief) -> Segment:
+        """The Segment a segment held by `feed_plain` stands for, as `_remember`
+        would have held it (only its option bytes kept); it replaces the brief."""
+        d, seq, ack, flags, wire_len = key
+        ts, num, options, payload_len, window, cstate, sstate = brief
+        if d == 0:
+            src, sport, dst, dport = sess.key
+        else:
+            src, sport, dst, dport = sess.server, sess.sport, sess.client, sess.cport
+        seg = Segment(
+            ts, 4, src, dst, sport, dport, seq, ack, flags, window, wire_len, payload_len,
+            options, 0, len(options), len(options), False,
+        )  # fmt: skip
+        seg.num = num
+        seg.dir = d
+        seg.cstate = cstate
+        seg.sstate = sstate
+        sess.seen[key] = seg
+        return seg
 
     def _note_handshake(self, sess: Session, seg: Segment, outcome: int) -> None:
         if outcome & st.IS_RST:
@@ -290,10 +404,14 @@ class Tracker:
         del self.table[sess.key]
         self.table.pop((sess.server, sess.sport, sess.client, sess.cport), None)  # maybe the same
         hashes = self.key_hashes
+        by_hash = self.by_hash
         for h in sess.hashes:
             left = hashes.pop(h) - 1
             if left:  # another session shares the hash (a collision): keep it listed
                 hashes[h] = left
+            entry = by_hash.get(h)
+            if entry is not None and entry[0] is sess:
+                del by_hash[h]
         self.stats.active_segments -= len(sess.seen)
         sess.seen = {}
         return True
