@@ -357,22 +357,24 @@ class Engine:
         verify = self.verify
         judge = self.judge
         for ts, data in items:
-            if data.__class__ is not bytes:
-                if data.__class__ is tuple:  # a plain packet's fields (no cast(): a call)
-                    if feed_plain(ts, data, buf):  # type: ignore[arg-type]
-                        continue
-                    data = buf[data[10] : data[11]]  # type: ignore[misc]
-                elif data is None:
-                    self._tick(ts)
+            if data.__class__ is tuple:  # the commonest first
+                fields: PlainSegment = data  # type: ignore[assignment]  # (a cast() is a call)
+                if feed_plain(ts, fields, buf):
                     continue
-                elif data.__class__ is Settled:
-                    judge.settled(*data, ts)  # type: ignore[union-attr]
-                    continue
-                else:
-                    self._work(cast("Frames", data))  # a light handshake's replay
-                    continue
+                frame = buf[fields[8] : fields[8] + fields[11]]
+            elif data.__class__ is bytes:
+                frame = data
+            elif data is None:
+                self._tick(ts)
+                continue
+            elif data.__class__ is Settled:
+                judge.settled(*data, ts)  # type: ignore[union-attr]
+                continue
+            else:
+                self._work(cast("Frames", data))  # a light handshake's replay
+                continue
             try:
-                rec = decode(ts, data)
+                rec = decode(ts, frame)
             except DecodeError as err:
                 errors[err.layer] += 1
                 continue

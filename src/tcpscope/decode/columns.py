@@ -62,10 +62,10 @@ class PlainFields(NamedTuple):
     wire_len: list[int]  # as the decoder reckons it (records.Segment)
     payload_len: list[int]
     window: list[int]
-    options_at: list[int]  # the TCP options: buf[options_at:options_end]
-    options_end: list[int]
-    frame_at: list[int]  # the frame: buf[frame_at:frame_end]
-    frame_end: list[int]
+    frame_at: list[int]  # where the frame starts in the batch buffer
+    options_at: list[int]  # where the TCP options start in the frame
+    payload_at: list[int]  # where they end
+    caplen: list[int]
 
 
 def key_hashes(src: bytes, sport: int, dst: bytes, dport: int) -> tuple[int, int]:
@@ -161,10 +161,10 @@ def plain_fields(cols: Columns, buf: bytes, idx: npt.NDArray[np.intp]) -> PlainF
         np.maximum(total + cols.l3, cap).tolist(),
         (total - 20 - tcp_len).tolist(),
         (b[tcp + 14].astype(np.int64) << 8 | b[tcp + 15]).tolist(),
-        (tcp + 20).tolist(),
-        (tcp + tcp_len).tolist(),
         cols.offset[idx].tolist(),
-        (cols.offset[idx] + cap).tolist(),
+        [cols.l3 + 40] * idx.size,
+        (cols.l3 + 20 + tcp_len).tolist(),
+        cap.tolist(),
     )
 
 

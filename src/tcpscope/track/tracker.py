@@ -47,7 +47,8 @@ class TrackConfig:
 
 # A plain segment's header fields (decode.columns.PlainFields, one packet's worth):
 # key hash, src << 32 | dst, seq, ack, flags, wire length, payload length, window,
-# where its TCP options start and end in the batch buffer, where the frame does.
+# where the frame starts in the batch buffer, where its TCP options and payload
+# start in the frame, its captured length.
 PlainSegment = tuple[int, int, int, int, int, int, int, int, int, int, int, int]
 
 
@@ -116,6 +117,8 @@ class Tracker:
         # way in (a hash whose sessions collide may point at either, or at none)
         self.by_hash: dict[int, tuple[Session, int, int]] = {}
         self._next_serial = 0
+        self._quiet_in_brief = not config.report_quiet
+        self.held_in_brief = 0  # quiet segments feed_plain settled alone (bench, tests)
 
     # ------------------------------------------------------------------ packets
     def feed(self, seg: Segment) -> None:
@@ -186,13 +189,13 @@ class Tracker:
             self._close(sess, CLOSE_RST if outcome & st.IS_RST else CLOSE_FIN, seg.ts)
 
     def feed_plain(self, ts: int, f: PlainSegment, buf: bytes) -> bool:
-        """A plain IPv4 segment given by its header fields (engine; the frame is
-        buf[f[10]:f[11]]). False when it opens a session or may be another session's
-        under a colliding hash: decode it and `feed` it. Otherwise it is done: with
-        no session, counted as `feed` would; with one, fed without a decode or a
-        4-tuple lookup; and when it changes nothing and repeats nothing, only counted
-        and held in brief, unless the listener wants to see such segments."""
-        h, addresses, seq, ack, flags, wire_len = f[:6]
+        """A plain IPv4 segment given by its header fields (engine). False when it
+        opens a session or may be another session's under a colliding hash: decode
+        it and `feed` it. Otherwise it is done: with no session, counted as `feed`
+        would; with one, fed without a decode or a 4-tuple lookup; and when it
+        changes nothing and repeats nothing, only counted and held in brief, unless
+        the listener wants to see such segments (TrackConfig.report_quiet)."""
+        h, addresses, seq, ack, flags, wire_len, payload_len, window, at, opt, pay, cap = f
         entry = self.by_hash.get(h)
         if entry is None or entry[2] != addresses:
             if h in self.key_hashes:
@@ -209,48 +212,42 @@ class Tracker:
         sess, d, _ = entry
         if (
             flags & st.DECISIVE_FLAGS == ACK
-            and not self.config.report_quiet
+            and self._quiet_in_brief
             and (sess.sstate if d == 0 else sess.cstate) in st.QUIET_ACK_RECEIVERS
         ):
             key = (d, seq, ack, flags, wire_len)
             seen = sess.seen
             if key not in seen:  # else a retransmission, or a copy to drop
-                self._quiet(sess, ts, f, buf, key)
+                # What _feed_known and _remember do with a segment with no outcome.
+                sess.last_ts = ts
+                num = sess.nsegs
+                sess.nsegs = num + 1
+                sess.nbytes += wire_len
+                stats = self.stats
+                limit = self.config.segment_limit
+                if limit and stats.active_segments >= limit:
+                    stats.dropped_segments += 1
+                    return True
+                options = buf[at + opt : at + pay]
+                seen[key] = (ts, num, options, payload_len, window, sess.cstate, sess.sstate)
+                self.held_in_brief += 1
+                stats.active_segments += 1
+                if len(seen) > PER_SESSION_SEEN_MAX:
+                    self._prune_seen(sess)
+                if stats.active_segments > stats.active_segments_max:
+                    stats.active_segments_max = stats.active_segments
                 return True
         if d == 0:
             src, sport, dst, dport = sess.key
         else:
             src, sport, dst, dport = sess.server, sess.sport, sess.client, sess.cport
-        at = f[10]
         seg = Segment(
-            ts, 4, src, dst, sport, dport, seq, ack, flags, f[7], wire_len, f[6],
-            buf[at : f[11]], f[8] - at, f[9] - f[8], f[9] - at, False,
+            ts, 4, src, dst, sport, dport, seq, ack, flags, window, wire_len, payload_len,
+            buf[at : at + cap], opt, pay - opt, pay, False,
         )  # fmt: skip
-        seg.ip_off = f[8] - at - 40  # IPv4 and TCP headers without options
+        seg.ip_off = opt - 40  # IPv4 and TCP headers without options
         self._feed_known(sess, d, seg)
         return True
-
-    def _quiet(
-        self, sess: Session, ts: int, f: PlainSegment, buf: bytes, key: tuple[int, ...]
-    ) -> None:
-        """A segment with no outcome, not a copy: what `_feed_known` and `_remember`
-        do with it, holding it in brief (`_held_segment` rebuilds it if needed)."""
-        sess.last_ts = ts
-        num = sess.nsegs
-        sess.nsegs = num + 1
-        sess.nbytes += f[5]
-        stats = self.stats
-        limit = self.config.segment_limit
-        if limit and stats.active_segments >= limit:
-            stats.dropped_segments += 1
-            return
-        seen = sess.seen
-        seen[key] = (ts, num, buf[f[8] : f[9]], f[6], f[7], sess.cstate, sess.sstate)
-        stats.active_segments += 1
-        if len(seen) > PER_SESSION_SEEN_MAX:
-            self._prune_seen(sess)
-        if stats.active_segments > stats.active_segments_max:
-            stats.active_segments_max = stats.active_segments
 
     def feed_icmp(self, icmp: IcmpError) -> None:
         entry = self.table.get((icmp.q_src, icmp.q_sport, icmp.q_dst, icmp.q_dport))
