@@ -291,7 +291,7 @@ MODES = [
     ["-L", "8", "--all"],  # SYNs dropped at the session limit
     ["-l", "40", "--all"],  # segments dropped at the segment limit
     ["-r", "0", "--all"],
-    ["-S", "0", "-R", "2"],
+    ["-S", "0", "-R", "2", "-s", "2"],  # with statistics every 2 s of capture time
     ["-t", "100", "-v", "2", "--all"],  # the listener sees quiet segments: none in brief
 ]
 
