@@ -105,7 +105,6 @@ class Engine:
         # tracker may settle without a decode (Tracker.feed_plain); not beside the
         # light handshakes (their own bulk path), nor with -c (checksums need frames).
         self.plain_items = self.prefilter is not None and self.verify is None and self.light is None
-        self._buf = b""  # the batch the exact loop works on
         self.header_errors = {"L2": 0, "IP": 0, "TCP": 0}
         self.bad_checksums = 0
         # Called with the clock's time about once a second (after the tracker's
@@ -168,9 +167,7 @@ class Engine:
         ticks = self._tick_positions(ts)
         if ticks or (plan is not None and (plan.success_at.size or plan.promote_frames)):
             items = self._merge(cols, idx, items, ticks, plan)
-        self._buf = buf
-        self._work(items)
-        self._buf = b""
+        self._work(items, buf)
         n = len(ts)
         self.packets += n
         bulk = plan.bulk.size if plan is not None else 0
@@ -346,14 +343,14 @@ class Engine:
         order = np.argsort(np.concatenate(keys), kind="stable")
         return [everything[i] for i in order.tolist()]
 
-    def _work(self, items: Iterable[Item]) -> None:
-        """The exact path: decode and track each packet; tick; take settled handshakes."""
+    def _work(self, items: Iterable[Item], buf: bytes = b"") -> None:
+        """The exact path: decode and track each packet; tick; take settled handshakes.
+        `buf`: the batch that plain packets' fields point into."""
         decode = self.decode
         tracker = self.tracker
         feed = tracker.feed
         errors = self.header_errors
         feed_plain = tracker.feed_plain
-        buf = self._buf
         verify = self.verify
         judge = self.judge
         for ts, data in items:

@@ -64,7 +64,7 @@ class PlainFields(NamedTuple):
     window: list[int]
     frame_at: list[int]  # where the frame starts in the batch buffer
     options_at: list[int]  # where the TCP options start in the frame
-    payload_at: list[int]  # where they end
+    payload_at: list[int]  # where they end and the payload starts
     caplen: list[int]
 
 

@@ -34,6 +34,7 @@ class Session:
         "server",
         "sport",
         "key",  # the client→server 4-tuple key
+        "rkey",  # the server→client one
         "cstate",
         "sstate",
         "first_ts",
@@ -72,6 +73,7 @@ class Session:
         self.server = seg.dst
         self.sport = seg.dport
         self.key = (seg.src, seg.sport, seg.dst, seg.dport)
+        self.rkey = (seg.dst, seg.dport, seg.src, seg.sport)
         self.cstate = SYN_SENT
         self.sstate = SYN_RECV
         self.first_ts = seg.ts

@@ -237,10 +237,7 @@ class Tracker:
                 if stats.active_segments > stats.active_segments_max:
                     stats.active_segments_max = stats.active_segments
                 return True
-        if d == 0:
-            src, sport, dst, dport = sess.key
-        else:
-            src, sport, dst, dport = sess.server, sess.sport, sess.client, sess.cport
+        src, sport, dst, dport = sess.rkey if d else sess.key
         seg = Segment(
             ts, 4, src, dst, sport, dport, seq, ack, flags, window, wire_len, payload_len,
             buf[at : at + cap], opt, pay - opt, pay, False,
@@ -300,7 +297,7 @@ class Tracker:
         sess = Session(self._next_serial, seg, cfg.context)
         # The reverse first: a 4-tuple that is its own reverse (a socket connected to
         # itself) is then the client's direction.
-        self.table[(seg.dst, seg.dport, seg.src, seg.sport)] = (sess, 1)
+        self.table[sess.rkey] = (sess, 1)
         self.table[sess.key] = (sess, 0)
         if seg.version == 4:
             hashes = self.key_hashes
@@ -366,10 +363,7 @@ class Tracker:
         would have held it (only its option bytes kept); it replaces the brief."""
         d, seq, ack, flags, wire_len = key
         ts, num, options, payload_len, window, cstate, sstate = brief
-        if d == 0:
-            src, sport, dst, dport = sess.key
-        else:
-            src, sport, dst, dport = sess.server, sess.sport, sess.client, sess.cport
+        src, sport, dst, dport = sess.rkey if d else sess.key
         seg = Segment(
             ts, 4, src, dst, sport, dport, seq, ack, flags, window, wire_len, payload_len,
             options, 0, len(options), len(options), False,
@@ -399,7 +393,7 @@ class Tracker:
         if self.sessions.pop(sess.id, None) is None:
             return False
         del self.table[sess.key]
-        self.table.pop((sess.server, sess.sport, sess.client, sess.cport), None)  # maybe the same
+        self.table.pop(sess.rkey, None)  # maybe the same
         hashes = self.key_hashes
         by_hash = self.by_hash
         for h in sess.hashes:
