@@ -4,8 +4,8 @@ every packet and looks its session up by the full 4-tuple.
 
 The check runs an awkward mix of sessions — copies of quiet segments sent again
 late (so a segment held in brief must be rebuilt), soon, or with new options;
-half-closed sessions still sending; data after an RST; VLAN tags, IP options,
-fragments, TSO frames with no IP length and frames cut by the snap length in the
+half-closed sessions still sending; data after an RST; one and two VLAN tags, IP
+options, fragments, TSO frames with no IP length and frames cut by the snap length in the
 middle of sessions; URG/ECE/CWR and ACK-less data; a new SYN on an open 4-tuple;
 half-open sessions that time out; sockets connected to themselves; two sessions
 whose 4-tuple hashes collide; one session long enough to prune what it holds —
@@ -38,7 +38,8 @@ Frame = tuple[int, bytes]
 
 KINDS = (
     "plain", "plain", "plain", "late_copy", "late_copy_new_options", "soon_copy",
-    "three_copies", "half_close", "rst_mid", "vlan_mid", "ip_options_mid", "fragment_mid",
+    "three_copies", "half_close", "rst_mid", "vlan_mid", "qinq_mid", "ip_options_mid",
+    "fragment_mid",
     "urg_ecn", "no_ack", "tso", "dup_syn", "idle", "unanswered", "stray", "self", "window",
 )  # fmt: skip
 
@@ -159,10 +160,14 @@ class Mix:
             at(gap(), frame("c", "RA"))
             data(2)  # after the session ended: ignored
             return
-        elif kind in ("vlan_mid", "ip_options_mid", "fragment_mid", "tso") and link == "ether":
+        elif kind in ("vlan_mid", "qinq_mid", "ip_options_mid", "fragment_mid", "tso") and (
+            link == "ether"
+        ):
             fr = frame("c", "PA", b"v" * 100)
-            if kind == "vlan_mid":
+            if kind == "vlan_mid":  # one tag: plain all the same
                 fr = f.ether(fr[14:], vlans=(7,))
+            elif kind == "qinq_mid":  # two: for the exact decoder
+                fr = f.ether(fr[14:], vlans=((0x88A8, 5), 7))
             elif kind == "ip_options_mid":
                 fr = ip_variant(fr, options=b"\x01" * 4)
             elif kind == "fragment_mid":

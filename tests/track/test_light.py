@@ -2,7 +2,7 @@
 
 The main check runs a deliberately awkward mix of handshakes — retransmitted and
 replaced SYNs, duplicate SYN/ACKs, RSTs from either side, ICMP errors, FINs
-before the ACK, simultaneous opens, VLAN tags and IP options on some packets,
+before the ACK, simultaneous opens, one and two VLAN tags and IP options on some packets,
 truncated frames, 4-tuples reused at once, late SYN copies after a reject,
 timeouts, timestamps out of order — through tcpeek with the bulk path and
 without it (the exact, per-packet path alone), at several batch sizes so that
@@ -36,7 +36,7 @@ Frame = tuple[int, bytes]
 KINDS = (
     "ok", "ok", "ok", "ok", "ok_data", "dupsyn", "newsyn", "dupsynack", "reject",
     "client_rst", "unanswered", "icmp", "icmp_other_seq", "fin_early", "ack_fin",
-    "simultaneous", "vlan_syn", "vlan_ack", "ip_options", "truncated", "late_copy",
+    "simultaneous", "vlan_syn", "vlan_ack", "qinq_syn", "ip_options", "truncated", "late_copy",
     "reuse", "self", "not_local", "ecn", "slow", "stray_ack_first",
 )  # fmt: skip
 
@@ -118,6 +118,10 @@ class Mix:
             step(c("SA", cseq, sseq + 1))
         elif kind == "vlan_syn":
             step(f.ether(f.ipv4(client, server, f.tcp(cport, sport, cseq, 0, "S")), vlans=(5,)))
+            step(synack), step(ack)
+        elif kind == "qinq_syn":  # two tags: a SYN only the exact decoder reads
+            syn2 = f.tcp(cport, sport, cseq, 0, "S")
+            step(f.ether(f.ipv4(client, server, syn2), vlans=((0x88A8, 5), 7)))
             step(synack), step(ack)
         elif kind == "vlan_ack":
             step(syn), step(synack)

@@ -99,7 +99,7 @@ def test_not_plain_frames_always_pass() -> None:
     frames = [
         f.tcp_frame("fd00::1", 1, "fd00::2", 2, "A", seq=1, ack=1),  # IPv6
         f.ether(f.ipv4("198.18.0.1", "198.18.0.2", f.tcp(1, 2, 1, 1, "A"), options=b"\x01" * 4)),
-        f.ether(f.ipv4("198.18.0.1", "198.18.0.2", f.tcp(1, 2, 1, 1, "A")), vlans=(7,)),
+        f.ether(f.ipv4("198.18.0.1", "198.18.0.2", f.tcp(1, 2, 1, 1, "A")), vlans=(5, 7)),
         f.tcp_frame("198.18.0.1", 1, "198.18.0.2", 2, "A", seq=1, ack=1)[:40],  # truncated
     ]
     cols = columns(1, *batch(frames))

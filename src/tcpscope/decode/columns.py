@@ -1,7 +1,8 @@
 """Vectorised decode of a whole batch, for the bulk decisions of the prefilter.
 
-For the frames that are plain — link header, IPv4 without options or
-fragmentation, a TCP header that is all there — it gives numpy columns:
+For the frames that are plain — link header (Ethernet with at most one VLAN
+tag), IPv4 without options or fragmentation, a TCP header that is all there —
+it gives numpy columns:
 time, TCP flags and a 64-bit hash of the directional 4-tuple (and of its
 reverse). Everything else is marked not plain and goes through the exact,
 per-packet decoder, which stays the reference for what every field means.
@@ -15,7 +16,15 @@ from typing import NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from tcpscope.decode.link import EN10MB, IPV4, LINKTYPE_RAW, LINUX_SLL, LINUX_SLL2, RAW
+from tcpscope.decode.link import (
+    EN10MB,
+    IPV4,
+    LINKTYPE_RAW,
+    LINUX_SLL,
+    LINUX_SLL2,
+    RAW,
+    VLAN_TPIDS,
+)
 
 META = np.dtype([("sec", "=u4"), ("usec", "=u4"), ("off", "=u4"), ("caplen", "=u4")])
 KEY_MULTIPLIER = 0x9E3779B97F4A7C15  # odd 64-bit constant: mixes the ports into the addresses
@@ -31,6 +40,9 @@ PLAIN_LINKS: dict[int, tuple[int, int | None]] = {
     IPV4: (0, None),
 }
 _READ_SPAN = 40  # link header + this many bytes are read: IPv4 (20) + TCP (20)
+ETHER_HEADER = 14
+VLAN_TAG = 4
+_VLAN_TPIDS = np.array(sorted(VLAN_TPIDS), dtype=np.int64)
 
 U64 = npt.NDArray[np.uint64]
 
@@ -48,7 +60,7 @@ class Columns:
     dst: U64  # IPv4 destination address
     ports: U64  # sport << 16 | dport
     ipv6: npt.NDArray[np.bool_]  # an IPv6 frame at the link layer: never part of an IPv4 session
-    l3: int  # where the IP header starts in each frame
+    l3: npt.NDArray[np.int64]  # where the IP header starts in each frame
 
 
 class PlainFields(NamedTuple):
@@ -90,33 +102,47 @@ def columns(linktype: int, buf: bytes, meta: bytes) -> Columns | None:
     layout = PLAIN_LINKS.get(linktype)
     if layout is None:
         return None
-    l3, ethertype_at = layout
+    l3_link, ethertype_link = layout
     m = np.frombuffer(meta, dtype=META)
     ts = m["sec"].astype(np.int64) * 1_000_000_000 + m["usec"].astype(np.int64) * 1000
     off = m["off"].astype(np.int64)
     cap = m["caplen"].astype(np.int64)
     n = len(m)
     b = np.frombuffer(buf, dtype=np.uint8)
-    # Only frames long enough for link + IPv4 + a bare TCP header are candidates:
-    # their reads stay inside the frame. The others are read at 0, and dropped.
-    plain = cap >= l3 + _READ_SPAN
-    base = np.where(plain, off, 0)
-    if len(b) < l3 + _READ_SPAN:
-        plain[:] = False
+    vlan = linktype == EN10MB
+    if len(b) < l3_link + _READ_SPAN:  # no frame in it can be plain
         empty = np.zeros(n, dtype=np.uint64)
         flags = np.zeros(n, np.uint8)
+        none = np.zeros(n, dtype=bool)
+        at_link = np.full(n, l3_link, dtype=np.int64)
         return Columns(
-            ts, off, cap, plain, flags, empty, empty, empty, empty, empty, plain.copy(), l3
+            ts, off, cap, none, flags, empty, empty, empty, empty, empty, none.copy(), at_link
         )
 
     def u8(at: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
         return b[at].astype(np.int64)
 
+    if vlan:
+        # One 802.1Q/802.1ad tag (a trunk port's traffic) moves the IP header 4 bytes
+        # on; two or more tags are left to the exact decoder.
+        first = np.where(cap >= ETHER_HEADER, off, 0)
+        outer = u8(first + 12) << 8 | u8(first + 13)
+        tagged = (cap >= ETHER_HEADER + VLAN_TAG) & np.isin(outer, _VLAN_TPIDS)
+        l3: npt.NDArray[np.int64] = np.where(tagged, ETHER_HEADER + VLAN_TAG, ETHER_HEADER)
+    else:
+        l3 = np.full(n, l3_link, dtype=np.int64)
+    # Only frames long enough for link + IPv4 + a bare TCP header are candidates:
+    # their reads stay inside the frame. The others are read at 0 (as untagged,
+    # inside the buffer), and dropped.
+    plain = cap >= l3 + _READ_SPAN
+    l3 = np.where(plain, l3, l3_link)
+    base = np.where(plain, off, 0)
     ip = base + l3
     # Frames too short to be plain are still told IPv6 or not, read at their own offset.
     long_enough = cap > l3
     at = np.where(long_enough, off, 0)
-    if ethertype_at is not None:
+    if ethertype_link is not None:
+        ethertype_at = l3 - (l3_link - ethertype_link)  # the innermost one, when tagged
         plain &= (u8(base + ethertype_at) << 8 | u8(base + ethertype_at + 1)) == 0x0800
         ethertype = u8(at + ethertype_at) << 8 | u8(at + ethertype_at + 1)
         ipv6 = long_enough & (ethertype == 0x86DD)
@@ -145,11 +171,12 @@ def plain_fields(cols: Columns, buf: bytes, idx: npt.NDArray[np.intp]) -> PlainF
     """The fields the decoder would give the plain packets `idx` (IPv4 without
     options, a whole TCP header), read in bulk."""
     b = np.frombuffer(buf, dtype=np.uint8)
-    ip = cols.offset[idx] + cols.l3
+    l3 = cols.l3[idx]
+    ip = cols.offset[idx] + l3
     tcp = ip + 20
     cap = cols.caplen[idx]
     total = b[ip + 2].astype(np.int64) << 8 | b[ip + 3]
-    total = np.where(total == 0, cap - cols.l3, total)  # offload: trust what was captured
+    total = np.where(total == 0, cap - l3, total)  # offload: trust what was captured
     tcp_len = (b[tcp + 12].astype(np.int64) >> 4) * 4
     src, dst = cols.src[idx], cols.dst[idx]
     return PlainFields(
@@ -158,12 +185,12 @@ def plain_fields(cols: Columns, buf: bytes, idx: npt.NDArray[np.intp]) -> PlainF
         _u32(b, tcp + 4).tolist(),
         _u32(b, tcp + 8).tolist(),
         cols.flags[idx].tolist(),
-        np.maximum(total + cols.l3, cap).tolist(),
+        np.maximum(total + l3, cap).tolist(),
         (total - 20 - tcp_len).tolist(),
         (b[tcp + 14].astype(np.int64) << 8 | b[tcp + 15]).tolist(),
         cols.offset[idx].tolist(),
-        [cols.l3 + 40] * idx.size,
-        (cols.l3 + 20 + tcp_len).tolist(),
+        (l3 + 40).tolist(),
+        (l3 + 20 + tcp_len).tolist(),
         cap.tolist(),
     )
 
