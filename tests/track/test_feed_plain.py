@@ -15,12 +15,9 @@ several modes and at several batch sizes, and compares every byte.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import ipaddress
 import json
 import random
-import re
 from pathlib import Path
 
 import pytest
@@ -29,6 +26,7 @@ from tcpscope.cli import miruo
 from tcpscope.decode.columns import KEY_MULTIPLIER, key_hash
 from tcpscope.track.tracker import PER_SESSION_SEEN_MAX, Tracker
 from tests.support import frames as f
+from tests.support.cli import run_main, stable
 from tests.support.pcapwrite import write_pcap
 
 SECOND = 1_000_000_000
@@ -255,19 +253,7 @@ def mixes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def run(argv: list[str]) -> tuple[str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        assert miruo.main(argv) == 0
-    return out.getvalue(), err.getvalue()
-
-
-def stable(text: str) -> list[str]:
-    """Output without what varies from run to run (CPU, memory)."""
-    return [
-        re.sub(r'"(cpu_percent|vsz_kb|rss_kb)":[0-9.]+', "", line)
-        for line in text.splitlines()
-        if not line.startswith(("CPU", "VSZ", "RSS"))
-    ]
+    return run_main(miruo.main, argv)
 
 
 class Counted:

@@ -11,8 +11,6 @@ handshakes straddle batch boundaries, and compares every byte of output.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import random
 from collections.abc import Callable
 from pathlib import Path
@@ -27,6 +25,7 @@ from tcpscope.engine import Engine
 from tcpscope.track.light import WANT_ACK, LightHandshakes
 from tcpscope.track.prefilter import member
 from tests.support import frames as f
+from tests.support.cli import run_main
 from tests.support.pcapwrite import write_pcap
 
 SECOND = 1_000_000_000
@@ -168,10 +167,7 @@ def mix(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def run(argv: list[str]) -> tuple[str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        assert tcpeek.main(argv) == 0
-    return out.getvalue(), err.getvalue()
+    return run_main(tcpeek.main, argv)
 
 
 def without_times(text: str) -> list[str]:

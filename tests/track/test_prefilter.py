@@ -7,9 +7,7 @@ default limits and through tcpeek, with the prefilter on and off.
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
-import io
 import sys
 from pathlib import Path
 
@@ -21,6 +19,7 @@ from tcpscope.cli import miruo, tcpeek
 from tcpscope.decode.columns import columns, key_hash
 from tcpscope.track import prefilter
 from tests.support import frames as f
+from tests.support.cli import run_main, stable
 from tests.support.flows import Flow
 
 REPO = Path(__file__).resolve().parents[2]
@@ -46,28 +45,14 @@ def batch(frames: list[bytes]) -> tuple[bytes, bytes]:
     ).meta
 
 
-def run(main: object, argv: list[str]) -> tuple[str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        assert main(argv) == 0  # type: ignore[operator]
-    return out.getvalue(), err.getvalue()
-
-
-def stable(stats: str) -> str:
-    """The statistics block without what varies from run to run (CPU, memory)."""
-    return "\n".join(
-        line for line in stats.splitlines() if not line.startswith(("CPU", "VSZ", "RSS"))
-    )
-
-
 @pytest.mark.parametrize("limits", [[], ["-L", "50"], ["-L0", "-l0", "--all"]])
 def test_miruo_output_is_the_same_with_and_without(
     capture: Path, limits: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     argv = [*limits, "-f", str(capture)]
-    with_out, with_err = run(miruo.main, argv)
+    with_out, with_err = run_main(miruo.main, argv)
     monkeypatch.setattr(miruo, "PREFILTER", None)
-    without_out, without_err = run(miruo.main, argv)
+    without_out, without_err = run_main(miruo.main, argv)
     assert with_out == without_out
     assert with_out.count("Total") > 0
     assert stable(with_err) == stable(without_err)
@@ -77,9 +62,9 @@ def test_tcpeek_verdicts_are_the_same_with_and_without(
     capture: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     argv = ["-q", "--json", "--local", "198.18.0.0/16", "-r", str(capture)]
-    with_out, with_err = run(tcpeek.main, argv)
+    with_out, with_err = run_main(tcpeek.main, argv)
     monkeypatch.setattr(tcpeek, "PREFILTER", None)
-    without_out, without_err = run(tcpeek.main, argv)
+    without_out, without_err = run_main(tcpeek.main, argv)
     assert with_out == without_out
     assert with_out.count('"result":"success"') > 100
     assert with_out.count('"result":"reject"') > 0
