@@ -204,7 +204,6 @@ class Miruo:
                 retransmit_ns=options.retransmit_ms * MS,
                 syn_retransmit=options.syn,
                 context=options.view_data,
-                report_quiet=self.analyzer.wants_quiet_segments,
             ),
             self.analyzer,
         )

@@ -5,6 +5,7 @@ the clock-driven timeouts. It never prints: it tells a listener what happened.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -15,6 +16,7 @@ from tcpscope.track.session import HS_ACK, HS_RST, HS_SYNACK, HeldInBrief, Sessi
 
 # Outcome bits the tracker adds to states.step()'s (which use 1..32).
 RETRANSMISSION = 64  # a copy of an earlier segment (the original is passed along)
+IN_FRAGMENTS = 128  # the segment came in IP fragments (never a plain packet)
 
 # Why a session left the table.
 CLOSE_FIN = "fin"
@@ -40,9 +42,6 @@ class TrackConfig:
     # Hold every segment as a possible original of a retransmission (miruo), or
     # only SYNs and SYN/ACKs, whose copies are all tcpeek counts.
     hold_data: bool = True
-    # The listener wants every segment, even one that changes nothing (miruo -t, -v,
-    # --live, DPI). Without, such segments may be counted by `feed_plain` alone.
-    report_quiet: bool = True
 
 
 # A plain segment's header fields (decode.columns.PlainFields, one packet's worth):
@@ -63,7 +62,15 @@ def _age(entry: tuple[Session, int]) -> tuple[int, tuple[bytes, int, bytes, int]
 
 
 class Listener(Protocol):
-    """What the tracker tells its analyzer."""
+    """What the tracker tells its analyzer.
+
+    `on_segment` hears of every segment with an outcome: one that moved or did
+    not fit the states, a copy of an earlier one (RETRANSMISSION, with its
+    original) or one in IP fragments (IN_FRAGMENTS). A segment with no outcome
+    ("quiet": most ACKs and data) goes to `on_quiet(sess, seg)`, an optional
+    hook: a listener without one has declared that it never needs them, and only
+    then may `feed_plain` settle them without building a Segment (analyze.chain).
+    """
 
     def on_open(self, sess: Session, seg: Segment) -> None: ...
 
@@ -117,7 +124,11 @@ class Tracker:
         # way in (a hash whose sessions collide may point at either, or at none)
         self.by_hash: dict[int, tuple[Session, int, int]] = {}
         self._next_serial = 0
-        self._quiet_in_brief = not config.report_quiet
+        # The listener's interest in quiet segments, declared by the hook itself.
+        self._on_quiet: Callable[[Session, Segment], None] | None = getattr(
+            listener, "on_quiet", None
+        )
+        self._quiet_in_brief = self._on_quiet is None
         self.held_in_brief = 0  # quiet segments feed_plain settled alone (bench, tests)
 
     # ------------------------------------------------------------------ packets
@@ -169,7 +180,8 @@ class Tracker:
             self._count(sess, seg)
             seg.cstate = sess.cstate
             seg.sstate = sess.sstate
-            self.listener.on_segment(sess, seg, RETRANSMISSION, original)
+            outcome = RETRANSMISSION | IN_FRAGMENTS if seg.fragment else RETRANSMISSION
+            self.listener.on_segment(sess, seg, outcome, original)
             return
         seg.num = sess.nsegs  # as _count(), inline: this is the path every packet takes
         sess.nsegs += 1
@@ -182,7 +194,12 @@ class Tracker:
         sess.sstate = seg.sstate = s
         if outcome & (st.ESTABLISHING | st.IS_RST):
             self._note_handshake(sess, seg, outcome)
-        self.listener.on_segment(sess, seg, outcome, None)
+        if seg.fragment:
+            outcome |= IN_FRAGMENTS
+        if outcome:
+            self.listener.on_segment(sess, seg, outcome, None)
+        elif self._on_quiet is not None:
+            self._on_quiet(sess, seg)
         if cfg.hold_data or flags & SYN:
             self._remember(sess, key, seg)
         if outcome & st.CHANGED and st.is_closed(c, s):
@@ -194,7 +211,7 @@ class Tracker:
         it and `feed` it. Otherwise it is done: with no session, counted as `feed`
         would; with one, fed without a decode or a 4-tuple lookup; and when it
         changes nothing and repeats nothing, only counted and held in brief, unless
-        the listener wants to see such segments (TrackConfig.report_quiet)."""
+        the listener wants to see such segments (it has an `on_quiet` hook)."""
         h, addresses, seq, ack, flags, wire_len, payload_len, window, at, opt, pay, cap = f
         entry = self.by_hash.get(h)
         if entry is None or entry[2] != addresses:

@@ -1,0 +1,86 @@
+"""A tracker listener made of small parts, each with one concern (mitmproxy's
+add-ons): the chain calls every part's hooks, in the order given.
+
+A part defines only the hooks it needs, and that is its declaration of
+interest. Above all `on_quiet(sess, seg)`: segments that changed nothing, are
+no copy and came whole (track.tracker: outcome 0). The chain has an `on_quiet`
+only when some part defines one, and the tracker settles such segments without
+building them (Tracker.feed_plain) only when its listener has none. So a part
+that looks at every segment cannot be left out by the fast path: it says so by
+the hook that does the looking.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from tcpscope.decode.records import IcmpError, Segment
+from tcpscope.track.session import Session
+
+HOOKS = ("on_open", "on_segment", "on_quiet", "on_close", "on_icmp")
+
+
+def hooks_of(part: object) -> frozenset[str]:
+    """The hooks a part defines (callables under the hook names)."""
+    return frozenset(name for name in HOOKS if callable(getattr(part, name, None)))
+
+
+class Chain:
+    """The tracker's listener: each hook calls the parts that define it, in order."""
+
+    # Set only when a part defines it: its absence is what lets the tracker skip
+    # quiet segments (getattr(listener, "on_quiet", None) is None).
+    on_quiet: Callable[[Session, Segment], None]
+
+    def __init__(self, parts: Sequence[object]) -> None:
+        self.parts = tuple(parts)
+        self._open = self._bound("on_open")
+        self._segment = self._bound("on_segment")
+        self._close = self._bound("on_close")
+        self._icmp = self._bound("on_icmp")
+        quiet = self._bound("on_quiet")
+        if len(quiet) == 1:
+            self.on_quiet = quiet[0]
+        elif quiet:
+            self.on_quiet = self._quiet_fanout(quiet)
+
+    def _bound(self, name: str) -> tuple[Callable[..., None], ...]:
+        return tuple(getattr(p, name) for p in self.parts if name in hooks_of(p))
+
+    @staticmethod
+    def _quiet_fanout(
+        hooks: tuple[Callable[..., None], ...],
+    ) -> Callable[[Session, Segment], None]:
+        def on_quiet(sess: Session, seg: Segment) -> None:
+            for hook in hooks:
+                hook(sess, seg)
+
+        return on_quiet
+
+    @property
+    def wants_quiet(self) -> bool:
+        """Whether some part looks at quiet segments (so none may be skipped)."""
+        return getattr(self, "on_quiet", None) is not None
+
+    def on_open(self, sess: Session, seg: Segment) -> None:
+        for hook in self._open:
+            hook(sess, seg)
+
+    def on_segment(
+        self, sess: Session, seg: Segment, outcome: int, original: Segment | None
+    ) -> None:
+        for hook in self._segment:
+            hook(sess, seg, outcome, original)
+
+    def on_close(self, sess: Session, reason: str, now: int) -> None:
+        for hook in self._close:
+            hook(sess, reason, now)
+
+    def on_icmp(self, sess: Session | None, icmp: IcmpError) -> None:
+        for hook in self._icmp:
+            hook(sess, icmp)
+
+    def part(self, kind: type[Any]) -> Any:
+        """The attached part of this class, or None."""
+        return next((p for p in self.parts if isinstance(p, kind)), None)

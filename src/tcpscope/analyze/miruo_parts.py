@@ -1,0 +1,334 @@
+"""miruo's analyzer, part by part: each part has one concern and defines only
+the hooks it needs (analyze.chain). `analyze.miruo` attaches them as the
+options ask, in this order for every segment: the marks of what the tracker
+saw, then long delays, DPI, -v context, and last the live view or, at close,
+the verdict on the session.
+
+Parts that define `on_quiet` look at segments that changed nothing, so when
+one is attached the tracker hands every segment over; without any (default
+miruo), such segments are only counted (Tracker.feed_plain).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from tcpscope.analyze import marks as mk
+from tcpscope.analyze.http import HttpDpi
+from tcpscope.analyze.miruo_held import hold, show_late, shown_segments
+from tcpscope.decode.records import SYN, Segment
+from tcpscope.track import states as st
+from tcpscope.track.session import Session
+from tcpscope.track.tracker import (
+    CLOSE_DUPLICATE,
+    CLOSE_END,
+    CLOSE_TIMEOUT,
+    IN_FRAGMENTS,
+    RETRANSMISSION,
+)
+
+RST_NEVER, RST_BREAK, RST_ALL = 0, 1, 2
+
+# Where marked segments go: into the session's bag for display (miruo_held), or
+# nowhere (--live prints each segment as it comes).
+Keep = Callable[[Session, Segment], None]
+
+
+def keep_nothing(sess: Session, seg: Segment) -> None:
+    """--live: nothing is held for display."""
+
+
+@dataclass(frozen=True)
+class ShownSession:
+    """A session to print: its shown segments in order and how it ended."""
+
+    session: Session
+    segments: list[Segment]
+    close: str
+    now: int
+
+
+@dataclass(frozen=True)
+class LiveSegment:
+    session: Session
+    segment: Segment
+
+
+@dataclass(frozen=True)
+class LiveClose:
+    session: Session
+    close: str
+    now: int
+
+
+Record = ShownSession | LiveSegment | LiveClose
+Emit = Callable[[Record], None]
+
+
+class TrackerMarks:
+    """What the tracker saw, as marks and session reasons: the SYN, state changes,
+    the handshake, the closing ACK, unexpected flags, RSTs (-R), IP fragments
+    (-F), retransmissions and their originals."""
+
+    def __init__(self, rst_mode: int, fragment: bool, keep: Keep, late: Keep) -> None:
+        self.fragment = fragment
+        self.keep = keep
+        self.late = late
+        self._rst_shown = (
+            (False, False) if rst_mode == RST_NEVER
+            else (True, False) if rst_mode == RST_BREAK
+            else (True, True)
+        )  # (a break is shown, an RST during close is shown)
+
+    def on_open(self, sess: Session, seg: Segment) -> None:
+        seg.marks = mk.M_SYN
+        self.keep(sess, seg)
+
+    def on_segment(
+        self, sess: Session, seg: Segment, outcome: int, original: Segment | None
+    ) -> None:
+        marks = 0
+        if outcome & RETRANSMISSION and original is not None:
+            marks = mk.M_RETRANS if seg.options == original.options else mk.M_RETRANS_OPT
+            sess.reasons |= mk.R_SYN_RETRANSMIT if seg.flags & SYN else mk.R_RETRANSMIT
+            self._mark_original(sess, original, seg)
+        else:
+            if outcome & st.CHANGED:
+                marks |= mk.M_STATE
+            if outcome & st.ESTABLISHING:
+                marks |= mk.M_ESTAB
+            if outcome & st.CLOSING_ACK:
+                marks |= mk.M_CLOSE_ACK
+            if outcome & st.UNEXPECTED:
+                marks |= mk.M_UNEXPECTED
+                sess.reasons |= mk.R_UNEXPECTED
+            if outcome & st.IS_RST:
+                marks |= mk.M_RST
+                during_close = bool(outcome & st.RST_DURING_CLOSE)
+                sess.rst_from = seg.dir
+                sess.rst_during_close = during_close
+                if self._rst_shown[1 if during_close else 0]:
+                    sess.reasons |= mk.R_RST
+        if outcome & IN_FRAGMENTS:
+            sess.fragments += 1
+            if self.fragment:
+                marks |= mk.M_FRAG
+                sess.reasons |= mk.R_FRAGMENT
+        seg.marks = marks
+        if marks:
+            self.keep(sess, seg)
+
+    def _mark_original(self, sess: Session, original: Segment, retrans: Segment) -> None:
+        if not original.marks & mk.SHOWN:
+            self.late(sess, original)
+        original.marks |= mk.M_ORIGINAL
+        for held in sess.held:
+            if original.num < held.num < retrans.num:
+                held.marks |= mk.M_BETWEEN
+
+
+class LongDelay:
+    """-t: a segment more than `delay_ns` after its session's previous one is
+    marked, and so is that previous one (shown late if it was not)."""
+
+    def __init__(self, delay_ns: int, keep: Keep, late: Keep) -> None:
+        self.delay_ns = delay_ns
+        self.keep = keep
+        self.late = late
+
+    def on_open(self, sess: Session, seg: Segment) -> None:
+        sess.prev = seg
+
+    def on_segment(
+        self, sess: Session, seg: Segment, outcome: int, original: Segment | None
+    ) -> None:
+        self.on_quiet(sess, seg)
+
+    def on_quiet(self, sess: Session, seg: Segment) -> None:
+        prev = sess.prev
+        sess.prev = seg
+        if prev is None or seg.ts - prev.ts <= self.delay_ns:
+            return
+        sess.long_delays += 1
+        sess.reasons |= mk.R_LONG_DELAY
+        if not seg.marks & mk.SHOWN:
+            self.keep(sess, seg)
+        seg.marks |= mk.M_DELAY
+        if not prev.marks & mk.SHOWN:
+            self.late(sess, prev)
+        prev.marks |= mk.M_DELAY_PREV
+
+
+class HttpLines:
+    """-m http...: the request and status lines (and chosen headers) of the
+    payload of an established session."""
+
+    def __init__(self, dpi: HttpDpi, keep: Keep) -> None:
+        self.dpi = dpi
+        self.keep = keep
+
+    def on_segment(
+        self, sess: Session, seg: Segment, outcome: int, original: Segment | None
+    ) -> None:
+        self.on_quiet(sess, seg)
+
+    def on_quiet(self, sess: Session, seg: Segment) -> None:
+        if not seg.payload_len or sess.cstate != st.ESTABLISHED or sess.sstate != st.ESTABLISHED:
+            return
+        lines = self.dpi.lines(seg.payload)
+        if lines:
+            sess.dpi[seg.num] = lines
+            if not seg.marks & mk.SHOWN:
+                self.keep(sess, seg)
+            seg.marks |= mk.M_DPI
+
+
+class Context:
+    """-v N: the N segments before and after each shown one are shown too."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+
+    def on_open(self, sess: Session, seg: Segment) -> None:
+        self.on_quiet(sess, seg)
+
+    def on_segment(
+        self, sess: Session, seg: Segment, outcome: int, original: Segment | None
+    ) -> None:
+        self.on_quiet(sess, seg)
+
+    def on_quiet(self, sess: Session, seg: Segment) -> None:
+        if seg.marks & mk.SHOWN:  # held by the part that marked it
+            recent = sess.recent
+            if recent:
+                for before in list(recent)[-self.count :]:
+                    before.marks |= mk.M_CONTEXT
+                    hold(sess, before)
+                recent.clear()
+            sess.after = self.count
+        elif sess.after > 0:
+            seg.marks |= mk.M_CONTEXT
+            hold(sess, seg)
+            sess.after -= 1
+        else:
+            sess.recent.append(seg)
+
+
+class LiveView:
+    """--live: every segment as it comes, and how sessions that did not close end."""
+
+    def __init__(self, emit: Emit) -> None:
+        self.emit = emit
+
+    def on_open(self, sess: Session, seg: Segment) -> None:
+        self.emit(LiveSegment(sess, seg))
+
+    def on_segment(
+        self, sess: Session, seg: Segment, outcome: int, original: Segment | None
+    ) -> None:
+        self.emit(LiveSegment(sess, seg))
+
+    def on_quiet(self, sess: Session, seg: Segment) -> None:
+        self.emit(LiveSegment(sess, seg))
+
+
+class MiruoStats:
+    """The 'Lookup' part of the statistics block (sessions, counted at close)."""
+
+    __slots__ = (
+        "lookup",
+        "long_connect",
+        "long_delay",
+        "retransmit",
+        "timeout",
+        "error",
+        "rst",
+        "fragment",
+        "end_of_capture",
+    )
+
+    def __init__(self) -> None:
+        self.lookup = 0
+        self.long_connect = 0
+        self.long_delay = 0
+        self.retransmit = 0
+        self.timeout = 0
+        self.error = 0
+        self.rst = 0
+        self.fragment = 0
+        self.end_of_capture = 0
+
+
+class Verdict:
+    """At close: why the session is shown (if it is), the Lookup counters, and
+    the record for the outputs: the session with its shown segments, or, live,
+    how it ended when that was no FIN or RST."""
+
+    def __init__(
+        self, stats: MiruoStats, emit: Emit, long_connect_ns: int, show_all: bool, live: bool
+    ) -> None:
+        self.stats = stats
+        self.emit = emit
+        self.long_connect_ns = long_connect_ns
+        self.show_all = show_all or live
+        self.live = live
+
+    def on_close(self, sess: Session, reason: str, now: int) -> None:
+        stats = self.stats
+        reasons = sess.reasons
+        if reason == CLOSE_TIMEOUT:
+            reasons |= mk.R_TIMEOUT
+            stats.timeout += 1
+        elif reason == CLOSE_DUPLICATE:
+            reasons |= mk.R_DUPLICATE
+            stats.error += 1
+        elif reason == CLOSE_END and (
+            sess.cstate in st.HALF_OPEN_STATES or sess.sstate in st.HALF_OPEN_STATES
+        ):
+            reasons |= mk.R_HALF_OPEN
+        if self.long_connect_ns and sess.duration_ns > self.long_connect_ns:
+            reasons |= mk.R_LONG_CONNECT
+            stats.long_connect += 1
+        if self.show_all:
+            reasons |= mk.R_ALL
+        sess.reasons = reasons
+        if reasons & (mk.R_RETRANSMIT | mk.R_SYN_RETRANSMIT):
+            stats.retransmit += 1
+        if reasons & mk.R_LONG_DELAY:
+            stats.long_delay += 1
+        if sess.rst_from is not None:
+            stats.rst += 1
+        if sess.fragments:
+            stats.fragment += 1
+        if not reasons:
+            return
+        stats.lookup += 1
+        if reason == CLOSE_END:
+            stats.end_of_capture += 1
+        if self.live:
+            if reason in (CLOSE_TIMEOUT, CLOSE_DUPLICATE, CLOSE_END):
+                self.emit(LiveClose(sess, reason, now))
+            return
+        self.emit(ShownSession(sess, shown_segments(sess), reason, now))
+
+
+__all__ = [
+    "RST_ALL",
+    "RST_BREAK",
+    "RST_NEVER",
+    "Context",
+    "HttpLines",
+    "LiveClose",
+    "LiveSegment",
+    "LiveView",
+    "LongDelay",
+    "MiruoStats",
+    "Record",
+    "ShownSession",
+    "TrackerMarks",
+    "Verdict",
+    "hold",
+    "keep_nothing",
+    "show_late",
+]
