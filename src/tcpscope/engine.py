@@ -16,6 +16,7 @@ from tcpscope.decode.columns import U64, Columns, columns, key_hashes, plain_fie
 from tcpscope.decode.frame import make_decoder
 from tcpscope.decode.records import Segment
 from tcpscope.errors import DecodeError
+from tcpscope.paths import EXACT, Paths
 from tcpscope.track.light import Frames, LightHandshakes, Plan
 from tcpscope.track.prefilter import Mask, follow_needed, handshake_needed, opening_syns
 from tcpscope.track.tracker import SECOND, PlainSegment, Tracker
@@ -84,27 +85,25 @@ class Engine:
         linktype: int,
         tracker: Tracker,
         checksum_level: int = 0,
-        prefilter: str | None = None,
+        paths: Paths = EXACT,
         judge: HandshakeJudge | None = None,
     ) -> None:
         self.decode = make_decoder(linktype)  # raises UnsupportedLinkType first of all
         self.linktype = linktype
-        self.prefilter = PREFILTERS[prefilter] if prefilter is not None else None
+        self.paths = paths
+        self.prefilter = PREFILTERS[paths.prefilter] if paths.prefilter is not None else None
         # tcpeek -c: 1 drops frames with a bad IP header (or ICMP) checksum, 2 TCP's too
         self.verify = make_checksum_verifier(checksum_level)
+        if self.verify is not None and (paths.light or paths.plain_items):
+            raise ValueError("checksums need frames: no light handshakes, no plain items")
         self.tracker = tracker
-        # Plain handshakes are followed in bulk (track.light), with the prefilter
-        # only, and not with -c: a bad checksum must drop its packet.
-        self.judge = judge if self.prefilter is not None and self.verify is None else None
+        self.judge = judge if paths.light else None
         self.light = (
-            LightHandshakes(tracker.config.half_open_timeout_ns, self.judge.local_ipv4)
-            if self.judge is not None
+            LightHandshakes(tracker.config.half_open_timeout_ns, judge.local_ipv4)
+            if judge is not None and paths.light
             else None
         )
-        # Plain packets reach the exact loop as their header fields, which the
-        # tracker may settle without a decode (Tracker.feed_plain); not beside the
-        # light handshakes (their own bulk path), nor with -c (checksums need frames).
-        self.plain_items = self.prefilter is not None and self.verify is None and self.light is None
+        self.plain_items = paths.plain_items
         self.header_errors = {"L2": 0, "IP": 0, "TCP": 0}
         self.bad_checksums = 0
         # Called with the clock's time about once a second (after the tracker's

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TextIO
 
@@ -20,12 +21,14 @@ from tcpscope.capture import Capture, default_device, open_file, open_live
 from tcpscope.cli import runloop
 from tcpscope.cli.options import answered_info, guarded, number, parse_args
 from tcpscope.cli.procinfo import CpuMeter, memory_kb
+from tcpscope.cli.shadow import Recorder, ShadowEngine
 from tcpscope.decode.link import linktype_name
 from tcpscope.engine import Engine
 from tcpscope.errors import UsageError
 from tcpscope.output import miruo_json
 from tcpscope.output.miruo_stats import MiruoStatsView, render_stats
 from tcpscope.output.miruo_text import ViewConfig, render_live, render_session
+from tcpscope.paths import EXACT, Mode, Paths, parse_mode, select_paths
 from tcpscope.track.tracker import CLOSE_DUPLICATE, TrackConfig, Tracker
 
 PROG = "miruo"
@@ -35,7 +38,6 @@ LIVE_SNAPLEN = 1522
 # and lets a stop read the last packets without a noticeable wait.
 LIVE_TIMEOUT_MS = 100
 MS = 1_000_000
-PREFILTER = "follow"  # skip in bulk the packets of sessions not tracked
 READ_BATCH = runloop.BATCH  # packets a read: larger batches measured slower (bench/)
 
 USAGE = """\
@@ -94,6 +96,7 @@ LONG = [
     "all",
     "live",
     "json",
+    "paths=",  # hidden: exact, bulk or shadow (tcpscope.paths); for tests
 ]
 
 
@@ -118,6 +121,7 @@ class Options:
     live: bool = False
     json: bool = False
     expression: str = ""
+    paths: Mode = "bulk"
     action: str = "run"  # or "help", "version"
 
 
@@ -166,21 +170,30 @@ def parse_options(argv: list[str]) -> Options:
             values["live"] = True
         elif name == "--json":
             values["json"] = True
+        elif name == "--paths":
+            values["paths"] = parse_mode(value)
     if values.get("file") is not None and values.get("interface") is not None:
         raise UsageError("give -i or -f, not both")
     return Options(quiet=quiet, expression=" ".join(rest), **values)  # type: ignore[arg-type]
 
 
-class Miruo:
-    """One run: the wired pieces and where their output goes."""
+@dataclass(frozen=True)
+class ProcessFigures:
+    """What the statistics block says of the process and the capture device."""
 
-    def __init__(self, options: Options, out: TextIO, err: TextIO) -> None:
+    cpu_percent: float
+    vsz_kb: int
+    rss_kb: int
+    pcap: tuple[int, int, int]  # recv, drop, ifdrop
+
+
+class Miruo:
+    """One run's analysis: the wired pieces and where their output goes."""
+
+    def __init__(self, options: Options, out: TextIO, err: TextIO, colour: bool) -> None:
         self.options = options
         self.out = out
         self.err = err
-        colour = options.colour
-        if colour is None:
-            colour = out.isatty() and "NO_COLOR" not in os.environ
         self.view = ViewConfig(
             quiet=options.quiet > 0, colour=colour, fragment_column=options.fragment
         )
@@ -208,6 +221,9 @@ class Miruo:
             self.analyzer,
         )
 
+    def engine(self, linktype: int, paths: Paths) -> Engine:
+        return Engine(linktype, self.tracker, paths=paths)
+
     def emit(self, rec: Record) -> None:
         opts = self.options
         if opts.json:
@@ -223,12 +239,11 @@ class Miruo:
         self.out.write("\n".join(lines) + "\n")
 
     def stats_view(
-        self, engine: Engine, cap: Capture, elapsed_ns: int, cpu: float
+        self, engine: Engine, elapsed_ns: int, figures: ProcessFigures
     ) -> MiruoStatsView:
         a, t = self.analyzer.stats, self.tracker.stats
         o = self.options
-        recv, drop, ifdrop = cap.stats()
-        vsz, rss = memory_kb()
+        recv, drop, ifdrop = figures.pcap
         return MiruoStatsView(
             capture_seconds=elapsed_ns // 1_000_000_000,
             total_sessions=t.total_sessions,
@@ -251,9 +266,9 @@ class Miruo:
             segment_limit=o.segment_limit,
             dropped_sessions=t.dropped_sessions,
             dropped_segments=t.dropped_segments,
-            cpu_percent=cpu,
-            vsz_kb=vsz,
-            rss_kb=rss,
+            cpu_percent=figures.cpu_percent,
+            vsz_kb=figures.vsz_kb,
+            rss_kb=figures.rss_kb,
             recv=recv,
             drop=drop,
             ifdrop=ifdrop,
@@ -262,6 +277,31 @@ class Miruo:
             tcp_errors=engine.header_errors["TCP"],
             end_of_capture=a.end_of_capture,
         )
+
+
+class Figures:
+    """The process figures, read once per clock reading: a shadow run's two
+    analyses print the same numbers for the same moment."""
+
+    def __init__(self, cap: Capture, started_wall: int) -> None:
+        self.cap = cap
+        self.cpu = CpuMeter(started_wall)
+        self._memo: dict[int, ProcessFigures] = {}
+
+    def at(self, now: int) -> ProcessFigures:
+        figures = self._memo.get(now)
+        if figures is None:
+            vsz, rss = memory_kb()
+            figures = ProcessFigures(
+                self.cpu.percent(runloop.wall_ns()), vsz, rss, self.cap.stats()
+            )
+            if len(self._memo) > 64:
+                self._memo.clear()
+            self._memo[now] = figures
+        return figures
+
+    def forget(self) -> None:
+        self._memo.clear()
 
 
 def open_capture(options: Options) -> Capture:
@@ -276,8 +316,22 @@ def run(options: Options, out: TextIO, err: TextIO) -> int:
     try:
         if options.expression:
             cap.set_filter(options.expression)
-        miruo = Miruo(options, out, err)
-        engine = Engine(cap.linktype, miruo.tracker, prefilter=PREFILTER)
+        colour = options.colour
+        if colour is None:
+            colour = out.isatty() and "NO_COLOR" not in os.environ
+        analyses: list[tuple[Miruo, Engine]] = []
+        driver: Engine | ShadowEngine
+        if options.paths == "shadow":
+            streams = [(Recorder(out), Recorder()), (Recorder(err), Recorder())]
+            for side, paths in enumerate((select_paths("miruo", "bulk"), EXACT)):
+                one = Miruo(options, streams[0][side], streams[1][side], colour)
+                analyses.append((one, one.engine(cap.linktype, paths)))
+            driver = ShadowEngine(analyses[0][1], analyses[1][1], streams)
+        else:
+            one = Miruo(options, out, err, colour)
+            analyses.append((one, one.engine(cap.linktype, select_paths("miruo", options.paths))))
+            driver = analyses[0][1]
+        first_engine = analyses[0][1]
         name, description = linktype_name(cap.linktype)
         listening = (
             f"listening on {cap.name}, link-type {name} ({description}), "
@@ -286,47 +340,62 @@ def run(options: Options, out: TextIO, err: TextIO) -> int:
         (err if options.json else out).write(listening)
         out.flush()
         started_wall = runloop.wall_ns()
-        cpu = CpuMeter(started_wall)
-        next_stats: int | None = None
+        figures = Figures(cap, started_wall)
         interval = options.stat_interval * 1_000_000_000
 
         def clock_start() -> int:
             if cap.live:
                 return started_wall
-            return engine.first_ts if engine.first_ts is not None else 0
+            return first_engine.first_ts if first_engine.first_ts is not None else 0
 
-        def periodic_stats(now: int) -> None:
-            nonlocal next_stats
-            if next_stats is None:
-                next_stats = clock_start() + interval
-            if now >= next_stats:
-                view = miruo.stats_view(
-                    engine, cap, now - clock_start(), cpu.percent(runloop.wall_ns())
-                )
-                err.write(render_stats(view))
-                err.flush()
-                next_stats += interval * max(1, (now - next_stats) // interval + 1)
-
-        if interval:
-            engine.on_tick = periodic_stats
+        for miruo, engine in analyses:
+            if interval:
+                engine.on_tick = periodic_stats(miruo, engine, interval, clock_start, figures)
 
         def after_batch(now: int) -> None:
             if cap.live:
                 out.flush()
 
         with runloop.StopFlag() as stop:
-            now = runloop.run(cap, engine, stop, after_batch, LIVE_TIMEOUT_MS / 1000, READ_BATCH)
-        engine.finish(now)
-        view = miruo.stats_view(engine, cap, now - clock_start(), cpu.percent(runloop.wall_ns()))
-        if options.json:
-            out.write(miruo_json.dumps(miruo_json.stats_object(view)) + "\n")
-        else:
-            err.write(render_stats(view))
+            now = runloop.run(cap, driver, stop, after_batch, LIVE_TIMEOUT_MS / 1000, READ_BATCH)
+        driver.finish(now)
+        figures.forget()  # the last reading is taken now, not at the last tick
+        for miruo, engine in analyses:
+            view = miruo.stats_view(engine, now - clock_start(), figures.at(now))
+            if options.json:
+                miruo.out.write(miruo_json.dumps(miruo_json.stats_object(view)) + "\n")
+            else:
+                miruo.err.write(render_stats(view))
+        if isinstance(driver, ShadowEngine):
+            driver.check()
         out.flush()
         err.flush()
         return 0
     finally:
         cap.close()
+
+
+def periodic_stats(
+    miruo: Miruo,
+    engine: Engine,
+    interval: int,
+    clock_start: Callable[[], int],
+    figures: Figures,
+) -> Callable[[int], None]:
+    """-s: the statistics block every `interval` ns of the clock, on its ticks."""
+    next_stats: int | None = None
+
+    def on_tick(now: int) -> None:
+        nonlocal next_stats
+        if next_stats is None:
+            next_stats = clock_start() + interval
+        if now >= next_stats:
+            view = miruo.stats_view(engine, now - clock_start(), figures.at(now))
+            miruo.err.write(render_stats(view))
+            miruo.err.flush()
+            next_stats += interval * max(1, (now - next_stats) // interval + 1)
+
+    return on_tick
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,10 +11,9 @@ import stat
 import time
 from collections.abc import Callable
 from types import FrameType
-from typing import Any
+from typing import Any, Protocol
 
-from tcpscope.capture import Capture
-from tcpscope.engine import Engine
+from tcpscope.capture import Capture, RawBatch
 
 IDLE_WAIT_S = 0.2  # how long a quiet live capture sleeps before checking the clock and signals
 # On Linux, libpcap hands packets over a kernel block at a time, a block being
@@ -51,6 +50,17 @@ class StopFlag:
         self._previous.clear()
 
 
+class Feeder(Protocol):
+    """What the loop drives: an engine.Engine, or cli.shadow's pair of them."""
+
+    @property
+    def last_ts(self) -> int | None: ...
+
+    def feed_batch(self, batch: RawBatch) -> None: ...
+
+    def tick(self, now: int) -> None: ...
+
+
 def _stdin_is_file() -> bool:
     try:
         return stat.S_ISREG(os.fstat(0).st_mode)
@@ -64,7 +74,7 @@ def wall_ns() -> int:
 
 def run(
     cap: Capture,
-    engine: Engine,
+    engine: Feeder,
     stop: StopFlag,
     after_batch: Callable[[int], None],
     drain_s: float = 0.0,
@@ -90,7 +100,7 @@ def run(
 
 def _loop(
     cap: Capture,
-    engine: Engine,
+    engine: Feeder,
     stop: StopFlag,
     after_batch: Callable[[int], None],
     drain_s: float,
@@ -119,7 +129,7 @@ def _loop(
     return now
 
 
-def _drain(cap: Capture, engine: Engine, size: int, drain_s: float) -> None:
+def _drain(cap: Capture, engine: Feeder, size: int, drain_s: float) -> None:
     """Read what the kernel still held when the stop came (bounded by `drain_s`)."""
     time.sleep(drain_s + DRAIN_MARGIN_S)
     for _ in range(1000):  # bounded: a busy link must not keep us here

@@ -17,19 +17,20 @@ from tcpscope.cli import runloop
 from tcpscope.cli.logsetup import NOTICE, parse_level, setup_logging
 from tcpscope.cli.options import answered_info, guarded, number, parse_args
 from tcpscope.cli.privileges import drop_privileges, resolve_user
+from tcpscope.cli.shadow import Recorder, ShadowEngine
 from tcpscope.decode.link import EN10MB, linktype_name
 from tcpscope.engine import Engine
 from tcpscope.errors import TcpscopeError, UsageError
 from tcpscope.output import tcpeek_text
 from tcpscope.output.miruo_json import epoch, plain_address
 from tcpscope.output.stats_json import make_provider
+from tcpscope.paths import EXACT, Mode, Paths, parse_mode, select_paths
 from tcpscope.server.statsock import DEFAULT_SOCKET_PATH, StatsServer
 from tcpscope.track.tracker import SECOND, TrackConfig, Tracker
 
 PROG = "tcpeek"
 SNAPLEN = 138
 READ_TIMEOUT_MS = 1
-PREFILTER = "handshake"  # skip in bulk what cannot decide a handshake
 # Handshakes followed at once. A SYN flood must not take all memory: past this,
 # new SYNs are not followed, and how many were not is logged at exit.
 MAX_PENDING = 1_000_000
@@ -85,6 +86,7 @@ LONG = [
     "icmp",
     "local=",
     "json",
+    "paths=",  # hidden: exact, bulk or shadow (tcpscope.paths); for tests
     "help",
     "version",
 ]
@@ -106,6 +108,7 @@ class Options:
     local: tuple[str, ...] = ()
     json: bool = False
     filters: tuple[str, ...] = ()
+    paths: Mode = "bulk"
     action: str = "run"
 
 
@@ -144,6 +147,8 @@ def parse_options(argv: list[str]) -> Options:
             local.append(_network_text(value))
         elif name == "--json":
             values["json"] = True
+        elif name == "--paths":
+            values["paths"] = parse_mode(value)
     if values.get("file") is not None and values.get("interface") is not None:
         raise UsageError("give -i or -r, not both")
     return Options(local=tuple(local), filters=tuple(rest), **values)
@@ -217,6 +222,52 @@ def local_networks(options: Options, cap: Capture) -> LocalAddresses:
     return LocalAddresses.parse(addresses)
 
 
+@dataclass
+class Analysis:
+    """One run's handshake analysis, from the engine to its counters."""
+
+    counters: Counters
+    analyzer: TcpeekAnalyzer
+    tracker: Tracker
+    engine: Engine
+    err: TextIO
+
+
+def analysis(
+    options: Options,
+    local: LocalAddresses,
+    filters: FilterSet,
+    linktype: int,
+    paths: Paths,
+    out: TextIO,
+    err: TextIO,
+) -> Analysis:
+    counters = Counters(filters.names)
+    reporter = Reporter(options, out, err) if options.json or not options.quiet else None
+    analyzer = TcpeekAnalyzer(
+        local,
+        filters,
+        counters,
+        reporter,
+        icmp=options.icmp,
+        remember_ns=options.timeout * SECOND,
+    )
+    tracker = Tracker(
+        TrackConfig(
+            session_limit=MAX_PENDING,
+            segment_limit=0,
+            retransmit_ns=0,
+            syn_retransmit=True,
+            hold_data=False,
+            half_open_timeout_ns=options.timeout * SECOND,
+        ),
+        analyzer,
+    )
+    analyzer.tracker = tracker
+    engine = Engine(linktype, tracker, checksum_level=options.checksum, paths=paths, judge=analyzer)
+    return Analysis(counters, analyzer, tracker, engine, err)
+
+
 def run(options: Options, out: TextIO, err: TextIO, log: logging.Logger) -> int:
     filters = FilterSet.parse(options.filters)
     if options.file is not None:
@@ -227,42 +278,32 @@ def run(options: Options, out: TextIO, err: TextIO, log: logging.Logger) -> int:
     server: StatsServer | None = None
     try:
         local = local_networks(options, cap)
-        counters = Counters(filters.names)
-        reporter = Reporter(options, out, err) if options.json or not options.quiet else None
-        analyzer = TcpeekAnalyzer(
-            local,
-            filters,
-            counters,
-            reporter,
-            icmp=options.icmp,
-            remember_ns=options.timeout * SECOND,
-        )
-        tracker = Tracker(
-            TrackConfig(
-                session_limit=MAX_PENDING,
-                segment_limit=0,
-                retransmit_ns=0,
-                syn_retransmit=True,
-                hold_data=False,
-                half_open_timeout_ns=options.timeout * SECOND,
-            ),
-            analyzer,
-        )
-        analyzer.tracker = tracker
-        engine = Engine(
-            cap.linktype,
-            tracker,
-            checksum_level=options.checksum,
-            prefilter=PREFILTER,
-            judge=analyzer,
-        )
+        bulk_paths = select_paths("tcpeek", "bulk", options.checksum)
+        runs: list[Analysis] = []
+        driver: Engine | ShadowEngine
+        if options.paths == "shadow":
+            streams = [(Recorder(out), Recorder()), (Recorder(err), Recorder())]
+            for side, paths in enumerate((bulk_paths, EXACT)):
+                runs.append(
+                    analysis(
+                        options, local, filters, cap.linktype, paths,
+                        streams[0][side], streams[1][side],
+                    )
+                )  # fmt: skip
+            driver = ShadowEngine(runs[0].engine, runs[1].engine, streams)
+        else:
+            paths = bulk_paths if options.paths == "bulk" else EXACT
+            runs.append(analysis(options, local, filters, cap.linktype, paths, out, err))
+            driver = runs[0].engine
+        main_run = runs[0]
+        engine, tracker = main_run.engine, main_run.tracker
         cap.set_filter(ETHERNET_FILTER if cap.linktype == EN10MB else CAPTURE_FILTER)
         user = resolve_user(options.user) if options.user is not None else None
         socket_path = options.socket or (DEFAULT_SOCKET_PATH if cap.live else None)
         if socket_path is not None:
             server = StatsServer(
                 socket_path,
-                make_provider(counters),
+                make_provider(main_run.counters),
                 owner_uid=user[0] if user else None,
                 owner_gid=user[1] if user else None,
             )
@@ -280,17 +321,22 @@ def run(options: Options, out: TextIO, err: TextIO, log: logging.Logger) -> int:
         err.flush()
         started = runloop.wall_ns()
 
+        def publish() -> None:
+            pcap = cap.stats()
+            for one in runs:
+                one.counters.set_pcap_stats(*pcap)
+                one.counters.publish()
+
         def after_batch(now: int) -> None:
-            counters.set_pcap_stats(*cap.stats())
-            counters.publish()
+            publish()
             out.flush()
             err.flush()
 
         with runloop.StopFlag() as stop:
             now = runloop.run(
-                cap, engine, stop, after_batch, READ_TIMEOUT_MS / 1000, READ_BATCH
+                cap, driver, stop, after_batch, READ_TIMEOUT_MS / 1000, READ_BATCH
             )
-        engine.finish(now)  # still pending: timeouts, judged by the capture's clock
+        driver.finish(now)  # still pending: timeouts, judged by the capture's clock
         if engine.bad_checksums:
             log.log(NOTICE, "%d packets dropped for bad checksums (-c)", engine.bad_checksums)
         if tracker.stats.dropped_sessions:
@@ -299,12 +345,16 @@ def run(options: Options, out: TextIO, err: TextIO, log: logging.Logger) -> int:
                 tracker.stats.dropped_sessions,
                 MAX_PENDING,
             )
-        counters.set_pcap_stats(*cap.stats())
-        snapshot = counters.publish()
+        publish()
         first = started if cap.live else (engine.first_ts if engine.first_ts is not None else now)
-        err.write(
-            tcpeek_text.summary(first, now, snapshot.filters, snapshot.pcap, options.icmp) + "\n"
-        )
+        for one in runs:
+            snapshot = one.counters.publish()
+            one.err.write(
+                tcpeek_text.summary(first, now, snapshot.filters, snapshot.pcap, options.icmp)
+                + "\n"
+            )
+        if isinstance(driver, ShadowEngine):
+            driver.check()
         out.flush()
         err.flush()
         return 0
