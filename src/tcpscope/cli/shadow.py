@@ -15,6 +15,7 @@ from tcpscope.engine import Engine
 from tcpscope.errors import TcpscopeError
 
 SHADOW_MISMATCH_EXIT = 3
+_BEFORE, _AFTER = 30, 50  # characters shown around the first difference
 
 
 class ShadowMismatch(TcpscopeError):
@@ -51,14 +52,21 @@ class Recorder(io.StringIO):
 
 
 def first_difference(bulk: str, exact: str) -> str:
-    """Where two outputs part: the first line that differs, both ways, shortened."""
+    """Where two outputs part: the first line that differs, both ways, cut to a
+    window around the first character that differs."""
     a, b = bulk.splitlines(), exact.splitlines()
     for n, (x, y) in enumerate(zip(a, b, strict=False)):
         if x != y:
-            return f"line {n + 1}: bulk {x[:120]!r}, exact {y[:120]!r}"
+            pairs = enumerate(zip(x, y, strict=False))
+            at = next((i for i, (p, q) in pairs if p != q), min(len(x), len(y)))
+            lo = max(0, at - _BEFORE)
+            return (
+                f"line {n + 1}, column {at + 1}: "
+                f"bulk {x[lo : at + _AFTER]!r}, exact {y[lo : at + _AFTER]!r}"
+            )
     n = min(len(a), len(b))
     longer, name = (a, "bulk") if len(a) > len(b) else (b, "exact")
-    extra = longer[n][:120] if n < len(longer) else ""
+    extra = longer[n][: _BEFORE + _AFTER] if n < len(longer) else ""
     return f"line {n + 1}: only {name} has {extra!r}"
 
 
