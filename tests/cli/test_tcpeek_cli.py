@@ -64,7 +64,8 @@ def run(tmp_path: Path, *args: str) -> tuple[int, str, str]:
     write_pcap(path, mix())
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = tcpeek.main([*args, "-r", str(path)])
+        # in shadow mode: the bulk and exact paths must print the same (tcpscope.paths)
+        code = tcpeek.main([*args, "-r", str(path), "--paths", "shadow"])
     return code, out.getvalue(), err.getvalue().replace(str(path), "mix.pcap")
 
 

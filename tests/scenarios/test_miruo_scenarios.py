@@ -208,7 +208,8 @@ def run_miruo(tmp_path: Path, frames: list[Frame], args: list[str]) -> tuple[int
     write_pcap(capture, frames)
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = miruo.main([*args, "-f", str(capture)])
+        # in shadow mode: the bulk and exact paths must print the same (tcpscope.paths)
+        code = miruo.main([*args, "-f", str(capture), "--paths", "shadow"])
     text = out.getvalue().replace(str(capture), "scenario.pcap")
     return code, text, err.getvalue()
 

@@ -280,12 +280,14 @@ class Miruo:
 
 
 class Figures:
-    """The process figures, read once per clock reading: a shadow run's two
-    analyses print the same numbers for the same moment."""
+    """The process figures at a clock reading. A shadow run's two analyses must
+    print the same numbers for the same moment: there they are read once per
+    reading and kept until the shadow check of the batch (`forget`)."""
 
-    def __init__(self, cap: Capture, started_wall: int) -> None:
+    def __init__(self, cap: Capture, started_wall: int, shared: bool) -> None:
         self.cap = cap
         self.cpu = CpuMeter(started_wall)
+        self.shared = shared
         self._memo: dict[int, ProcessFigures] = {}
 
     def at(self, now: int) -> ProcessFigures:
@@ -295,9 +297,8 @@ class Figures:
             figures = ProcessFigures(
                 self.cpu.percent(runloop.wall_ns()), vsz, rss, self.cap.stats()
             )
-            if len(self._memo) > 64:
-                self._memo.clear()
-            self._memo[now] = figures
+            if self.shared:
+                self._memo[now] = figures
         return figures
 
     def forget(self) -> None:
@@ -326,7 +327,6 @@ def run(options: Options, out: TextIO, err: TextIO) -> int:
             for side, paths in enumerate((select_paths("miruo", "bulk"), EXACT)):
                 one = Miruo(options, streams[0][side], streams[1][side], colour)
                 analyses.append((one, one.engine(cap.linktype, paths)))
-            driver = ShadowEngine(analyses[0][1], analyses[1][1], streams)
         else:
             one = Miruo(options, out, err, colour)
             analyses.append((one, one.engine(cap.linktype, select_paths("miruo", options.paths))))
@@ -340,7 +340,9 @@ def run(options: Options, out: TextIO, err: TextIO) -> int:
         (err if options.json else out).write(listening)
         out.flush()
         started_wall = runloop.wall_ns()
-        figures = Figures(cap, started_wall)
+        figures = Figures(cap, started_wall, shared=options.paths == "shadow")
+        if options.paths == "shadow":
+            driver = ShadowEngine(analyses[0][1], analyses[1][1], streams, figures.forget)
         interval = options.stat_interval * 1_000_000_000
 
         def clock_start() -> int:

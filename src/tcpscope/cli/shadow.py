@@ -8,6 +8,7 @@ to compare. The first difference stops the run with one line that says where.
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from typing import TextIO
 
 from tcpscope.capture import RawBatch
@@ -79,10 +80,12 @@ class ShadowEngine:
         bulk: Engine,
         exact: Engine,
         streams: list[tuple[Recorder, Recorder]],
+        checked: Callable[[], None] | None = None,
     ) -> None:
         self.bulk = bulk
         self.exact = exact
         self.streams = streams  # (bulk's, exact's) for each output stream
+        self.checked = checked  # called after each check that passed
 
     @property
     def last_ts(self) -> int | None:
@@ -116,3 +119,5 @@ class ShadowEngine:
                     f"--paths shadow: the bulk and exact paths differ by packet "
                     f"{self.bulk.packets}: {first_difference(a, b)}"
                 )
+        if self.checked is not None:
+            self.checked()

@@ -50,6 +50,8 @@ def tcp_ok(seg: Segment) -> bool:
     length = seg.pay_off - tcp_off + seg.payload_len
     if tcp_off + length > len(seg.data):
         return True  # cut by the snapshot length: cannot tell
+    if seg.version == 4 and length > 0xFFFF:
+        return True  # a BIG TCP super-packet (IP length 0): no 16-bit length to sum
     return _valid(
         _pseudo(seg.src, seg.dst, PROTO_TCP, length), seg.data[tcp_off : tcp_off + length]
     )
