@@ -1,5 +1,20 @@
-"""decode → track glue: feeds captured frames to the tracker, counts header
+"""decode → track glue: feeds captured batches to the tracker, counts header
 errors, and drives the tracker's clock from the packets' own timestamps.
+
+Per batch, on the paths `tcpscope.paths.select_paths()` chose:
+
+- exact: every frame decoded (decode.frame) and fed to the tracker in order,
+  with a clock tick before the first packet at or past each next second;
+- bulk: a numpy pass reads the batch's columns (decode.columns); the prefilter
+  (track.prefilter) drops the packets that cannot matter; for miruo the plain
+  packets that remain reach the tracker as header fields (Tracker.feed_plain),
+  for tcpeek plain handshakes are followed as rows (track.light) and settled or
+  replayed into the tracker at the packet where they stop being plain. Ticks,
+  replays and settled handshakes are merged into the same order as on the exact
+  path, so every output is the same byte for byte (`--paths shadow` checks it).
+
+Checksum checks (tcpeek -c) run on decoded records, so with -c no packet skips
+the decoder.
 """
 
 from __future__ import annotations
@@ -12,13 +27,14 @@ import numpy.typing as npt
 
 from tcpscope.capture import RawBatch
 from tcpscope.decode.checksum import make_checksum_verifier
-from tcpscope.decode.columns import U64, Columns, columns, key_hashes, plain_fields
+from tcpscope.decode.columns import CAPLEN, FRAME_AT, Columns, columns, plain_fields
 from tcpscope.decode.frame import make_decoder
 from tcpscope.decode.records import Segment
 from tcpscope.errors import DecodeError
 from tcpscope.paths import EXACT, Paths
+from tcpscope.rules import U64, Mask, key_hashes
 from tcpscope.track.light import Frames, LightHandshakes, Plan
-from tcpscope.track.prefilter import Mask, follow_needed, handshake_needed, opening_syns
+from tcpscope.track.prefilter import follow_needed, handshake_needed, opening_syns
 from tcpscope.track.tracker import SECOND, PlainSegment, Tracker
 
 # What the batch prefilter keeps for the exact path (track.prefilter).
@@ -357,7 +373,7 @@ class Engine:
                 fields: PlainSegment = data  # type: ignore[assignment]  # (a cast() is a call)
                 if feed_plain(ts, fields, buf):
                     continue
-                frame = buf[fields[8] : fields[8] + fields[11]]
+                frame = buf[fields[FRAME_AT] : fields[FRAME_AT] + fields[CAPLEN]]
             elif data.__class__ is bytes:
                 frame = data
             elif data is None:

@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 
 from tcpscope.capture import RawBatch
-from tcpscope.decode.columns import columns, key_hash, plain_fields
+from tcpscope.decode.columns import columns, plain_fields
 from tcpscope.decode.frame import make_decoder
 from tcpscope.decode.records import Segment
+from tcpscope.rules import key_hash
 from tests.support import frames as f
 
 C, S = "198.18.0.1", "198.19.0.2"

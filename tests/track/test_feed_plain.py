@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from tcpscope.cli import miruo
-from tcpscope.decode.columns import KEY_MULTIPLIER, key_hash
+from tcpscope.rules import KEY_MULTIPLIER, key_hash
 from tcpscope.track.tracker import PER_SESSION_SEEN_MAX, Tracker
 from tests.support import frames as f
 from tests.support.cli import run_main, stable

@@ -16,7 +16,8 @@ import pytest
 
 from tcpscope.capture import RawBatch
 from tcpscope.cli import miruo, tcpeek
-from tcpscope.decode.columns import columns, key_hash
+from tcpscope.decode.columns import columns
+from tcpscope.rules import key_hash
 from tcpscope.track import prefilter
 from tests.support import frames as f
 from tests.support.cli import run_main, stable

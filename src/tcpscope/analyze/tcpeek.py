@@ -21,8 +21,8 @@ import numpy.typing as npt
 
 from tcpscope.analyze.tcpeek_counters import Counters
 from tcpscope.analyze.tcpeek_filters import FilterSet
-from tcpscope.decode.columns import U64, key_hash
 from tcpscope.decode.records import ACK, SYN, IcmpError, Segment
+from tcpscope.rules import U64, key_hash
 from tcpscope.track import states as st
 from tcpscope.track.session import HS_ACK, HS_SYNACK, Session
 from tcpscope.track.tracker import RETRANSMISSION, SECOND, Tracker

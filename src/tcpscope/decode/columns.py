@@ -25,10 +25,9 @@ from tcpscope.decode.link import (
     RAW,
     VLAN_TPIDS,
 )
+from tcpscope.rules import U64, key_np, reverse_ports_np
 
 META = np.dtype([("sec", "=u4"), ("usec", "=u4"), ("off", "=u4"), ("caplen", "=u4")])
-KEY_MULTIPLIER = 0x9E3779B97F4A7C15  # odd 64-bit constant: mixes the ports into the addresses
-_MASK64 = (1 << 64) - 1
 
 # link type -> (IP header offset, offset of a 16-bit ethertype field or None)
 PLAIN_LINKS: dict[int, tuple[int, int | None]] = {
@@ -44,7 +43,6 @@ ETHER_HEADER = 14
 VLAN_TAG = 4
 _VLAN_TPIDS = np.array(sorted(VLAN_TPIDS), dtype=np.int64)
 
-U64 = npt.NDArray[np.uint64]
 
 
 @dataclass(frozen=True)
@@ -54,7 +52,7 @@ class Columns:
     caplen: npt.NDArray[np.int64]
     plain: npt.NDArray[np.bool_]
     flags: npt.NDArray[np.uint8]  # valid where plain
-    key: U64  # hash of (src, sport, dst, dport), valid where plain
+    key: U64  # hash of (src, sport, dst, dport), valid where plain (rules.key_of)
     rkey: U64  # hash of the reverse direction
     src: U64  # IPv4 source address, valid where plain
     dst: U64  # IPv4 destination address
@@ -80,21 +78,12 @@ class PlainFields(NamedTuple):
     caplen: list[int]
 
 
-def key_hashes(src: bytes, sport: int, dst: bytes, dport: int) -> tuple[int, int]:
-    """`key_hash` of a 4-tuple and of its reverse, computed together."""
-    s = int.from_bytes(src, "big")
-    d = int.from_bytes(dst, "big")
-    return (
-        ((s << 32) | d) ^ ((((sport << 16) | dport) * KEY_MULTIPLIER) & _MASK64),
-        ((d << 32) | s) ^ ((((dport << 16) | sport) * KEY_MULTIPLIER) & _MASK64),
-    )
-
-
-def key_hash(src: bytes, sport: int, dst: bytes, dport: int) -> int:
-    """The same hash as `Columns.key`, for one IPv4 4-tuple (the tracker's side)."""
-    s = int.from_bytes(src, "big")
-    d = int.from_bytes(dst, "big")
-    return ((s << 32) | d) ^ ((((sport << 16) | dport) * KEY_MULTIPLIER) & _MASK64)
+# One packet's worth of PlainFields is a plain tuple in the same order (zip, at C
+# speed: a NamedTuple per packet would cost a Python call). Who indexes it uses
+# these positions; Tracker.feed_plain unpacks it by the field names (checked there).
+PLAIN_FIELDS = PlainFields._fields
+FRAME_AT = PLAIN_FIELDS.index("frame_at")
+CAPLEN = PLAIN_FIELDS.index("caplen")
 
 
 def columns(linktype: int, buf: bytes, meta: bytes) -> Columns | None:
@@ -159,11 +148,8 @@ def columns(linktype: int, buf: bytes, meta: bytes) -> Columns | None:
     src = _u32(b, ip + 12)
     dst = _u32(b, ip + 16)
     ports = _u32(b, tcp)  # sport << 16 | dport
-    reverse_ports = ((ports & np.uint64(0xFFFF)) << np.uint64(16)) | (ports >> np.uint64(16))
-    mul = np.uint64(KEY_MULTIPLIER)
-    with np.errstate(over="ignore"):
-        key = ((src << np.uint64(32)) | dst) ^ (ports * mul)
-        rkey = ((dst << np.uint64(32)) | src) ^ (reverse_ports * mul)
+    key = key_np(src, dst, ports)
+    rkey = key_np(dst, src, reverse_ports_np(ports))
     return Columns(ts, off, cap, plain, flags, key, rkey, src, dst, ports, ipv6, l3)
 
 

@@ -24,19 +24,30 @@ from typing import NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from tcpscope.decode.columns import U64, Columns
-from tcpscope.decode.records import ACK, SYN
-from tcpscope.track.prefilter import DECISIVE, Index, Mask, member, opening_syns
+from tcpscope.decode.columns import Columns
+from tcpscope.decode.records import SYN
+from tcpscope.rules import (
+    DECISIVE_FLAGS,
+    HANDSHAKE,
+    U64,
+    Index,
+    Mask,
+    canonical_key_np,
+    group_by_connection,
+    reverse_ports_np,
+)
+from tcpscope.track.prefilter import member, opening_syns
 
 I64 = npt.NDArray[np.int64]
 Objects = npt.NDArray[np.object_]
 Frames = list[tuple[int, bytes]]  # (ns, frame) to replay, oldest first
 
-# What each handshake waits for next: the SYN (a new one), the SYN/ACK, the ACK.
+# What each handshake waits for next: the SYN (a new one), the SYN/ACK, the ACK
+# (the steps of rules.HANDSHAKE), or nothing more.
 WANT_SYN, WANT_SYNACK, WANT_ACK, DONE = 0, 1, 2, 3
+if len(HANDSHAKE) != DONE:
+    raise ImportError("track.light follows a three-packet rules.HANDSHAKE")
 _NO_MATCH = 9
-_U16 = np.uint64(0xFFFF)
-_SIXTEEN = np.uint64(16)
 
 
 class Plan(NamedTuple):
@@ -78,11 +89,6 @@ class Plan(NamedTuple):
 
 def _index() -> Index:
     return np.zeros(0, dtype=np.intp)
-
-
-def _reverse(ports: U64) -> U64:
-    swapped: U64 = ((ports & _U16) << _SIXTEEN) | (ports >> _SIXTEEN)
-    return swapped
 
 
 class LightHandshakes:
@@ -157,8 +163,8 @@ class LightHandshakes:
         ts = cols.ts
         latest = int(ts.max())
         timeout = self.timeout_ns
-        flags = cols.flags & DECISIVE
-        canonical = np.minimum(cols.key, cols.rkey)
+        flags = cols.flags & DECISIVE_FLAGS
+        canonical = canonical_key_np(cols.key, cols.rkey)
         src, dst, ports = cols.src, cols.dst, cols.ports
         table = self.canon.size
 
@@ -169,18 +175,15 @@ class LightHandshakes:
         # New handshakes: a plain SYN from or to this host, on a 4-tuple free of all
         # the above (and, below, quick enough that no tick can time it out).
         fresh = opening_syns(cols) & ~member(cols.key, exact_only)
-        fresh &= (src != dst) | ((ports >> _SIXTEEN) != (ports & _U16))  # not its own reverse
+        fresh &= (src != dst) | (ports != reverse_ports_np(ports))  # not its own reverse
         if fresh.any():
             fresh[fresh] = self.is_local(src[fresh]) | self.is_local(dst[fresh])
 
         # Group every plain packet of a light or new 4-tuple, batch order inside.
         followed = np.concatenate((self.canon, canonical[fresh]))
         idx = np.flatnonzero(cols.plain & member(canonical, followed))
-        packets = idx[np.argsort(canonical[idx], kind="stable")]
+        packets, starts, sizes, group = group_by_connection(canonical, idx)
         keys = canonical[packets]
-        starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]) if packets.size else _index()
-        sizes = np.diff(np.r_[starts, packets.size])
-        group = np.repeat(np.arange(starts.size), sizes)
         first = packets[starts]
 
         # Which groups continue a light handshake (`row` in the table), and each
@@ -202,7 +205,7 @@ class LightHandshakes:
         forward = (src[packets] == c_src[group]) & (dst[packets] == c_dst[group])
         forward &= ports[packets] == c_ports[group]
         backward = (src[packets] == c_dst[group]) & (dst[packets] == c_src[group])
-        backward &= ports[packets] == _reverse(c_ports)[group]
+        backward &= ports[packets] == reverse_ports_np(c_ports)[group]
         one_tuple = np.logical_and.reduceat(forward | backward, starts) if packets.size else old
 
         # A light handshake whose group is not one 4-tuple (a hash clash) leaves first.
@@ -218,9 +221,8 @@ class LightHandshakes:
         expected = want[group] + position
         f = flags[packets]
         kind = np.full(packets.size, _NO_MATCH)
-        kind[forward & (f == SYN)] = WANT_SYN
-        kind[~forward & (f == (SYN | ACK))] = WANT_SYNACK
-        kind[forward & (f == ACK)] = WANT_ACK
+        for step, (from_client, step_flags) in enumerate(HANDSHAKE):
+            kind[(forward if from_client else ~forward) & (f == step_flags)] = step
         fits = (expected < DONE) & (kind == expected)
         misfit_at = np.where(fits, packets.size, position)
         first_misfit = np.minimum.reduceat(misfit_at, starts) if packets.size else _index()

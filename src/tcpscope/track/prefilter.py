@@ -15,15 +15,20 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-import numpy.typing as npt
 
-from tcpscope.decode.columns import U64, Columns
-from tcpscope.decode.records import ACK, FIN, RST, SYN
-
-Mask = npt.NDArray[np.bool_]
-Index = npt.NDArray[np.intp]
-DECISIVE = SYN | FIN | RST | ACK
-
+from tcpscope.decode.columns import Columns
+from tcpscope.decode.records import SYN
+from tcpscope.rules import (
+    DECISIVE_FLAGS,
+    HANDSHAKE,
+    U64,
+    Index,
+    Mask,
+    canonical_key_np,
+    group_by_connection,
+    opens_session_np,
+    reverse_ports_np,
+)
 
 # Odd constants: multiplying by one spreads every bit of a key into the top bits.
 _MIX = (np.uint64(0xD6E8FEB86659FD93), np.uint64(0x9E3779B97F4A7C15))
@@ -54,7 +59,7 @@ def member(values: U64, table: U64) -> Mask:
 
 def opening_syns(cols: Columns) -> Mask:
     """Plain SYNs without ACK (nor FIN/RST): what opens a session."""
-    syn: Mask = cols.plain & ((cols.flags & DECISIVE) == SYN)
+    syn: Mask = cols.plain & opens_session_np(cols.flags)
     return syn
 
 
@@ -75,18 +80,12 @@ def connection_groups(cols: Columns, idx: Index) -> Groups:
     really carries its first packet's addresses and ports (either way round), so
     that a collision is never taken for one connection.
     """
-    canonical = np.minimum(cols.key[idx], cols.rkey[idx])
-    order = np.argsort(canonical, kind="stable")
-    packets = idx[order]
-    sorted_keys = canonical[order]
-    starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
-    group = np.repeat(np.arange(starts.size), np.diff(np.r_[starts, packets.size]))
+    packets, starts, _, group = group_by_connection(canonical_key_np(cols.key, cols.rkey), idx)
     src, dst, ports = cols.src[packets], cols.dst[packets], cols.ports[packets]
     first = packets[starts][group]
     src0, dst0, ports0 = cols.src[first], cols.dst[first], cols.ports[first]
-    reverse0 = ((ports0 & np.uint64(0xFFFF)) << np.uint64(16)) | (ports0 >> np.uint64(16))
     forward = (src == src0) & (dst == dst0) & (ports == ports0)
-    backward = (src == dst0) & (dst == src0) & (ports == reverse0)
+    backward = (src == dst0) & (dst == src0) & (ports == reverse_ports_np(ports0))
     exact = np.logical_and.reduceat(forward | backward, starts) if packets.size else forward
     return Groups(packets, starts, group, forward, exact)
 
@@ -127,22 +126,19 @@ def _until_completion(cols: Columns, idx: Index) -> Mask:
     False only after the ACK of a group that begins SYN, SYN/ACK, ACK (one
     4-tuple, the right directions, those flags exactly) and opens no more."""
     packets, starts, group, forward, exact = connection_groups(cols, idx)
-    flags = cols.flags[packets] & DECISIVE
+    flags = cols.flags[packets] & DECISIVE_FLAGS
     sizes = np.diff(np.r_[starts, packets.size])
-    plain_three = exact & (sizes >= 3)
+    plain_three = exact & (sizes >= len(HANDSHAKE))
     head = starts[plain_three]
-    plain_three[plain_three] = (
-        (flags[head] == SYN)
-        & forward[head]
-        & (flags[head + 1] == SYN | ACK)
-        & ~forward[head + 1]
-        & (flags[head + 2] == ACK)
-        & forward[head + 2]
-    )
+    fits = np.ones(head.size, dtype=bool)
+    for step, (from_client, step_flags) in enumerate(HANDSHAKE):
+        fits &= flags[head + step] == step_flags
+        fits &= forward[head + step] if from_client else ~forward[head + step]
+    plain_three[plain_three] = fits
     position = np.arange(packets.size) - starts[group]
     reopened = np.zeros(starts.size, dtype=bool)
-    reopened[group[(position > 2) & (flags == SYN)]] = True
-    keep_grouped = (position <= 2) | ~(plain_three & ~reopened)[group]
+    reopened[group[(position >= len(HANDSHAKE)) & (flags == SYN)]] = True
+    keep_grouped = (position < len(HANDSHAKE)) | ~(plain_three & ~reopened)[group]
     keep = np.zeros(cols.ts.size, dtype=bool)
     keep[packets] = keep_grouped
     return keep[idx]

@@ -9,8 +9,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from tcpscope.decode.columns import key_hashes
+from tcpscope.decode.columns import PLAIN_FIELDS
 from tcpscope.decode.records import ACK, SYN, IcmpError, Segment
+from tcpscope.rules import key_hashes
 from tcpscope.track import states as st
 from tcpscope.track.session import HS_ACK, HS_RST, HS_SYNACK, HeldInBrief, Session
 
@@ -44,11 +45,28 @@ class TrackConfig:
     hold_data: bool = True
 
 
-# A plain segment's header fields (decode.columns.PlainFields, one packet's worth):
-# key hash, src << 32 | dst, seq, ack, flags, wire length, payload length, window,
-# where the frame starts in the batch buffer, where its TCP options and payload
-# start in the frame, its captured length.
+# A plain segment's header fields: one packet's worth of decode.columns.PlainFields,
+# a tuple in that order; `feed_plain` unpacks it under the same names.
 PlainSegment = tuple[int, int, int, int, int, int, int, int, int, int, int, int]
+_PLAIN_UNPACKED = (
+    "key", "addresses", "seq", "ack", "flags", "wire_len", "payload_len", "window",
+    "frame_at", "options_at", "payload_at", "caplen",
+)  # fmt: skip
+if _PLAIN_UNPACKED != PLAIN_FIELDS:
+    raise ImportError("Tracker.feed_plain unpacks the fields of decode.columns.PlainFields")
+
+
+def _ipv4_segment(
+    sess: Session, d: int, ts: int, seq: int, ack: int, flags: int, window: int,
+    wire_len: int, payload_len: int, data: bytes, options_at: int, payload_at: int,
+) -> Segment:  # fmt: skip
+    """The Segment of an IPv4 session's plain packet, in direction `d`, whose TCP
+    options are data[options_at:payload_at] (the tracker's one way to build one)."""
+    src, sport, dst, dport = sess.rkey if d else sess.key
+    return Segment(
+        ts, 4, src, dst, sport, dport, seq, ack, flags, window, wire_len, payload_len,
+        data, options_at, payload_at - options_at, payload_at, False,
+    )  # fmt: skip
 
 
 def _opened(sess: Session) -> tuple[int, tuple[bytes, int, bytes, int]]:
@@ -212,10 +230,13 @@ class Tracker:
         would; with one, fed without a decode or a 4-tuple lookup; and when it
         changes nothing and repeats nothing, only counted and held in brief, unless
         the listener wants to see such segments (it has an `on_quiet` hook)."""
-        h, addresses, seq, ack, flags, wire_len, payload_len, window, at, opt, pay, cap = f
-        entry = self.by_hash.get(h)
+        (
+            key, addresses, seq, ack, flags, wire_len, payload_len, window,
+            frame_at, options_at, payload_at, caplen,
+        ) = f  # fmt: skip  # as _PLAIN_UNPACKED
+        entry = self.by_hash.get(key)
         if entry is None or entry[2] != addresses:
-            if h in self.key_hashes:
+            if key in self.key_hashes:
                 return False
             # No session has this 4-tuple (nor its hash): as `feed` and `_open`.
             if flags & st.DECISIVE_FLAGS != SYN:
@@ -232,9 +253,9 @@ class Tracker:
             and self._quiet_in_brief
             and (sess.sstate if d == 0 else sess.cstate) in st.QUIET_ACK_RECEIVERS
         ):
-            key = (d, seq, ack, flags, wire_len)
+            seen_key = (d, seq, ack, flags, wire_len)
             seen = sess.seen
-            if key not in seen:  # else a retransmission, or a copy to drop
+            if seen_key not in seen:  # else a retransmission, or a copy to drop
                 # What _feed_known and _remember do with a segment with no outcome.
                 sess.last_ts = ts
                 num = sess.nsegs
@@ -245,8 +266,9 @@ class Tracker:
                 if limit and stats.active_segments >= limit:
                     stats.dropped_segments += 1
                     return True
-                options = buf[at + opt : at + pay]
-                seen[key] = (ts, num, options, payload_len, window, sess.cstate, sess.sstate)
+                options = buf[frame_at + options_at : frame_at + payload_at]
+                brief = (ts, num, options, payload_len, window, sess.cstate, sess.sstate)
+                seen[seen_key] = brief
                 self.held_in_brief += 1
                 stats.active_segments += 1
                 if len(seen) > PER_SESSION_SEEN_MAX:
@@ -254,12 +276,11 @@ class Tracker:
                 if stats.active_segments > stats.active_segments_max:
                     stats.active_segments_max = stats.active_segments
                 return True
-        src, sport, dst, dport = sess.rkey if d else sess.key
-        seg = Segment(
-            ts, 4, src, dst, sport, dport, seq, ack, flags, window, wire_len, payload_len,
-            buf[at : at + cap], opt, pay - opt, pay, False,
+        seg = _ipv4_segment(
+            sess, d, ts, seq, ack, flags, window, wire_len, payload_len,
+            buf[frame_at : frame_at + caplen], options_at, payload_at,
         )  # fmt: skip
-        seg.ip_off = opt - 40  # IPv4 and TCP headers without options
+        seg.ip_off = options_at - 40  # IPv4 and TCP headers without options
         self._feed_known(sess, d, seg)
         return True
 
@@ -380,11 +401,9 @@ class Tracker:
         would have held it (only its option bytes kept); it replaces the brief."""
         d, seq, ack, flags, wire_len = key
         ts, num, options, payload_len, window, cstate, sstate = brief
-        src, sport, dst, dport = sess.rkey if d else sess.key
-        seg = Segment(
-            ts, 4, src, dst, sport, dport, seq, ack, flags, window, wire_len, payload_len,
-            options, 0, len(options), len(options), False,
-        )  # fmt: skip
+        seg = _ipv4_segment(
+            sess, d, ts, seq, ack, flags, window, wire_len, payload_len, options, 0, len(options)
+        )
         seg.num = num
         seg.dir = d
         seg.cstate = cstate
