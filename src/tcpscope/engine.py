@@ -209,10 +209,10 @@ class Engine:
                 for frames in self.light.evacuate():
                     self._work(frames)
             else:
-                light = self.light
-                outbound = self.judge.local_ipv4(light.src)
-                self.judge.bulk_counts("timeout", light.src, light.dst, light.ports, outbound)
-                light.discard()
+                client, server, ports = self.light.pending()
+                outbound = self.judge.local_ipv4(client)
+                self.judge.bulk_counts("timeout", client, server, ports, outbound)
+                self.light.discard()
         self.tracker.finish(now)
 
     # ---------------------------------------------------------------- internals

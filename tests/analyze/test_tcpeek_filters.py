@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import ipaddress
 
+import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tcpscope.analyze.tcpeek_filters import FilterSet, parse_filter
 from tcpscope.errors import FilterSyntaxError, TcpscopeError
@@ -241,3 +244,44 @@ def test_same_name_twice_is_one_counter_counted_once() -> None:
 
 def test_unknown_direction_matches_nothing() -> None:
     assert FilterSet().match("XX", ip("198.18.0.1"), 80) == []
+
+
+# ------------------------------------------- the same answers for arrays (bulk counts)
+
+FILTER_TEXTS = [
+    "web:RX@*:80:443", "db:TX@198.18.0.0/16:3306", "lan:RX@198.19.0.0/24:*",
+    ":RX@198.19.0.7:*", "v6:RX@[fd00::/8]:80", "web:TX@198.18.5.5:80", "any:TX@*:*",
+    ":TX@*:22", "two:RX@198.18.0.1:1,*:2",
+]  # fmt: skip
+
+
+@given(
+    st.lists(st.sampled_from(FILTER_TEXTS), max_size=6),
+    st.lists(
+        st.tuples(
+            st.booleans(),
+            st.one_of(st.integers(0xC6120000, 0xC613FFFF), st.integers(0, 2**32 - 1)),
+            st.sampled_from([1, 2, 22, 80, 443, 3306, 8080]),
+        ),
+        min_size=1,
+        max_size=40,
+    ),
+)
+def test_match_ipv4_gives_what_match_gives(
+    texts: list[str], rows: list[tuple[bool, int, int]]
+) -> None:
+    filters = FilterSet.parse(texts)
+    outbound = np.array([r[0] for r in rows])
+    remote = np.array([r[1] for r in rows], dtype=np.uint64)
+    ports = np.array([r[2] for r in rows], dtype=np.uint64)
+    numbers, names = filters.match_ipv4(outbound, remote, ports)
+    for (tx, addr, port), number in zip(rows, numbers.tolist(), strict=True):
+        expected = filters.match("TX" if tx else "RX", addr.to_bytes(4, "big"), port)
+        assert names[number] == tuple(expected)
+
+
+def test_match_ipv4_past_62_filters_goes_one_by_one() -> None:
+    filters = FilterSet.parse([f"f{i}:RX@198.18.0.{i}:*" for i in range(70)])
+    remote = np.array([0xC6120005, 0xC6120045, 0xC6130000], dtype=np.uint64)
+    numbers, names = filters.match_ipv4(np.zeros(3, dtype=bool), remote, np.full(3, 80, np.uint64))
+    assert [names[n] for n in numbers.tolist()] == [("RX", "f5"), ("RX", "f69"), ("RX",)]

@@ -254,6 +254,7 @@ def test_a_handshake_across_two_batches_is_a_success_where_its_ack_is() -> None:
     assert second.success_at.tolist() == [0] and second.bulk.tolist() == [0]
     assert second.start.tolist() == [frames[0][0]] and second.outbound.tolist() == [True]
     assert len(light) == 0
+    assert light.arenas == {} and light.arena_refs == {}  # the kept frames went with it
 
 
 def test_a_misfit_hands_the_handshake_over_with_its_frames() -> None:
@@ -295,8 +296,9 @@ def test_an_evacuation_replays_the_oldest_first() -> None:
     a, b = handshake(40004, t0=1.0), handshake(40005, t0=0.0)
     cols, buf = cols_of([a[0], b[0], b[1]])
     light.plan(cols, buf, NONE)  # type: ignore[arg-type]
+    assert light.arena_refs == {0: 3}  # both SYNs and one SYN/ACK, kept from one batch
     assert light.evacuate() == [[b[0], b[1]], [a[0]]]
-    assert len(light) == 0
+    assert len(light) == 0 and light.arenas == {}
 
 
 @pytest.mark.parametrize("size", [1, 10, 1000, 50_000])
@@ -313,3 +315,22 @@ def test_member_of_nothing_is_nothing() -> None:
     values = np.arange(5, dtype=np.uint64)
     empty: Callable[[], np.ndarray] = lambda: np.zeros(0, dtype=np.uint64)  # type: ignore[type-arg]  # noqa: E731
     assert not member(values, empty()).any()
+
+
+def test_gathered_frames_are_the_frames_whatever_their_lengths_and_places() -> None:
+    """Kept SYN and SYN/ACK frames are copied out of the batch in bulk (whole
+    words, junk after each frame's end): every copy must be its frame exactly,
+    for frames at the very end of the buffer and frames too long for the words."""
+    from tcpscope.track.light import GATHER_WORDS, _gather
+
+    rng = np.random.default_rng(7)
+    for _ in range(300):
+        buf = rng.integers(0, 256, int(rng.integers(1, 3000)), dtype=np.uint8).tobytes()
+        offsets = rng.integers(0, len(buf), int(rng.integers(1, 20)))
+        longest = 8 * GATHER_WORDS + 100
+        lengths = np.minimum(rng.integers(1, longest, offsets.size), len(buf) - offsets)
+        arena, at = _gather(buf, offsets.astype(np.int64), lengths.astype(np.int64))
+        places = zip(at.tolist(), lengths.tolist(), offsets.tolist(), strict=True)
+        for start, length, offset in places:
+            assert arena[start : start + length] == buf[offset : offset + length]
+    assert _gather(b"abc", np.zeros(0, np.int64), np.zeros(0, np.int64))[0] == b""

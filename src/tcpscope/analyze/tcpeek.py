@@ -14,7 +14,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 from collections.abc import Callable, Iterable
-from typing import Generic, NamedTuple, TypeVar
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -22,7 +22,7 @@ import numpy.typing as npt
 from tcpscope.analyze.tcpeek_counters import Counters
 from tcpscope.analyze.tcpeek_filters import FilterSet
 from tcpscope.decode.records import ACK, SYN, IcmpError, Segment
-from tcpscope.rules import U64, key_hash
+from tcpscope.rules import U64, key_hashes
 from tcpscope.track import states as st
 from tcpscope.track.session import HS_ACK, HS_SYNACK, Session
 from tcpscope.track.tracker import RETRANSMISSION, SECOND, Tracker
@@ -111,54 +111,11 @@ class _Pending:
         self.done = False
 
 
-V = TypeVar("V")
-
-
-class KeyedValues(Generic[V]):
-    """A few distinct values (filter name lists) behind many integer keys, looked
-    up for a whole array of keys at once; computed once per key, in Python."""
-
-    def __init__(self, max_keys: int = ANSWERS_KEPT) -> None:
-        self.max_keys = max_keys
-        self.values: list[V] = []
-        self._value_ids: dict[V, int] = {}
-        self._keys = np.zeros(0, dtype=np.uint64)  # sorted
-        self._ids = np.zeros(0, dtype=np.intp)
-
-    def lookup(self, keys: U64, compute: Callable[[int], V]) -> npt.NDArray[np.intp]:
-        """The value number of each key (an index into `values`)."""
-        at, found = self._find(keys)
-        if not found.all():
-            if self._keys.size >= self.max_keys:
-                self._keys, self._ids = self._keys[:0], self._ids[:0]
-            new = np.unique(keys[~found])
-            ids = [self._value_id(compute(k)) for k in new.tolist()]
-            merged = np.concatenate((self._keys, new))
-            order = np.argsort(merged, kind="stable")
-            self._keys = merged[order]
-            self._ids = np.concatenate((self._ids, np.array(ids, dtype=np.intp)))[order]
-            at, found = self._find(keys)
-        return self._ids[at]
-
-    def _find(self, keys: U64) -> tuple[npt.NDArray[np.intp], Mask]:
-        if not self._keys.size:
-            return np.zeros(keys.size, dtype=np.intp), np.zeros(keys.size, dtype=bool)
-        at = np.searchsorted(self._keys, keys)
-        at[at == self._keys.size] = 0
-        return at, self._keys[at] == keys
-
-    def _value_id(self, value: V) -> int:
-        known = self._value_ids.get(value)
-        if known is None:
-            known = self._value_ids[value] = len(self.values)
-            self.values.append(value)
-        return known
-
-
 class RecentFailures:
     """Failed handshakes judged lately: 4-tuple -> (SYN seq, when), oldest first,
-    forgotten `remember_ns` after their verdict; with the 64-bit hashes of the
-    IPv4 ones (decode.columns), which the bulk path must leave alone."""
+    forgotten `remember_ns` after their verdict; with the 64-bit hashes of both
+    directions of the IPv4 ones (rules.key_hashes), which the bulk path must
+    leave alone."""
 
     def __init__(self, remember_ns: int) -> None:
         self.remember_ns = remember_ns
@@ -173,8 +130,8 @@ class RecentFailures:
         if key in judged:
             del judged[key]  # moved to the newest end
         elif len(key[0]) == 4:
-            h = key_hash(*key)
-            self._hashes[h] = self._hashes.get(h, 0) + 1
+            for h in key_hashes(*key):
+                self._hashes[h] = self._hashes.get(h, 0) + 1
         judged[key] = (seq, at)
 
     def is_late_copy(self, key: tuple[bytes, int, bytes, int], seq: int, now: int) -> bool:
@@ -187,10 +144,10 @@ class RecentFailures:
                 break
             del judged[oldest]
             if len(oldest[0]) == 4:
-                h = key_hash(*oldest)
-                left = self._hashes.pop(h) - 1
-                if left:
-                    self._hashes[h] = left
+                for h in key_hashes(*oldest):
+                    left = self._hashes.pop(h) - 1
+                    if left:
+                        self._hashes[h] = left
         earlier = judged.get(key)
         return earlier is not None and earlier[0] == seq and earlier[1] >= horizon
 
@@ -224,7 +181,6 @@ class TcpeekAnalyzer:
         # Most handshakes involve few addresses and ports: remember the answers.
         self._is_local: dict[bytes, bool] = {}
         self._matches: dict[tuple[str, bytes, int], tuple[str, ...]] = {}
-        self._bulk_names = KeyedValues[tuple[str, ...]]()
 
     # ---------------------------------------------------------------- hooks
     def on_open(self, sess: Session, seg: Segment) -> None:
@@ -302,16 +258,11 @@ class TcpeekAnalyzer:
         ones still pending when the capture ends: timeouts), when nobody wants their
         records: the counts `settled` or `_judge` would make, added up by filters."""
         remote = np.where(outbound, server, client)
-        keys = (remote << np.uint64(17)) | ((ports & np.uint64(0xFFFF)) << np.uint64(1))
-        keys |= outbound.astype(np.uint64)
-        counts = np.bincount(self._bulk_names.lookup(keys, self._names_of_key))
-        for names, times in zip(self._bulk_names.values, counts.tolist(), strict=False):
+        numbers, names = self.filters.match_ipv4(outbound, remote, ports & np.uint64(0xFFFF))
+        counts = np.bincount(numbers, minlength=len(names))
+        for matched, times in zip(names, counts.tolist(), strict=True):
             if times:
-                self.counters.record(names, result, 0, 0, times)
-
-    def _names_of_key(self, key: int) -> tuple[str, ...]:
-        direction = "TX" if key & 1 else "RX"
-        return self._filter_names(direction, (key >> 17).to_bytes(4, "big"), key >> 1 & 0xFFFF)
+                self.counters.record(matched, result, 0, 0, times)
 
     def settled(
         self,

@@ -20,6 +20,9 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable, Sequence
 
+import numpy as np
+import numpy.typing as npt
+
 from tcpscope.errors import FilterSyntaxError
 
 DIRECTIONS = ("RX", "TX")
@@ -256,6 +259,55 @@ class FilterSet:
     @property
     def exclusions(self) -> tuple[Filter, ...]:
         return self._exclusions
+
+    def match_ipv4(
+        self, outbound: npt.NDArray[np.bool_], remote: npt.NDArray[np.uint64],
+        server_port: npt.NDArray[np.uint64],
+    ) -> tuple[npt.NDArray[np.intp], list[tuple[str, ...]]]:  # fmt: skip
+        """`match` for arrays of IPv4 handshakes (TX where `outbound`, else RX):
+        a number per handshake and, for each number, the names `match` gives."""
+        filters = [*self._exclusions, *self.filters]
+        if len(filters) > 62:  # one bit each in an int64: past that, one by one
+            return self._match_each(outbound, remote, server_port)
+        codes = np.where(outbound, 1, 0).astype(np.int64)
+        for bit, f in enumerate(filters, start=1):
+            hit = outbound if f.direction == "TX" else ~outbound
+            any_group = np.zeros(remote.size, dtype=bool)
+            for g in f.groups:
+                if g.family not in (ANY_FAMILY, 4):
+                    continue
+                ok = (remote & np.uint64(g.mask)) == np.uint64(g.network)
+                if g.ports is not None:
+                    ok &= np.isin(server_port, np.array(sorted(g.ports), dtype=np.uint64))
+                any_group |= ok
+            codes |= (hit & any_group).astype(np.int64) << bit
+        unique, numbers = np.unique(codes, return_inverse=True)
+        names: list[tuple[str, ...]] = []
+        excluded = len(self._exclusions)
+        for code in unique.tolist():
+            direction = "TX" if code & 1 else "RX"
+            if code >> 1 & ((1 << excluded) - 1):
+                names.append(())
+                continue
+            matched = [
+                f.name for bit, f in enumerate(self.filters, start=excluded + 1)
+                if code >> bit & 1 and f.direction == direction
+            ]  # fmt: skip
+            names.append(tuple(dict.fromkeys(matched)))
+        return numbers.astype(np.intp), names
+
+    def _match_each(
+        self, outbound: npt.NDArray[np.bool_], remote: npt.NDArray[np.uint64],
+        server_port: npt.NDArray[np.uint64],
+    ) -> tuple[npt.NDArray[np.intp], list[tuple[str, ...]]]:  # fmt: skip
+        numbers: dict[tuple[str, ...], int] = {}
+        out = np.zeros(remote.size, dtype=np.intp)
+        for i, (tx, addr, port) in enumerate(
+            zip(outbound.tolist(), remote.tolist(), server_port.tolist(), strict=True)
+        ):
+            names = tuple(self.match("TX" if tx else "RX", addr.to_bytes(4, "big"), port))
+            out[i] = numbers.setdefault(names, len(numbers))
+        return out, list(numbers)
 
     def match(self, direction: str, remote: bytes, server_port: int) -> list[str]:
         """Names of the named filters the session matches, or [] if any exclusion does.

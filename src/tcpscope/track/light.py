@@ -19,7 +19,7 @@ Pure: arrays in, a plan out; the engine carries the plan out in batch order.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -36,9 +36,11 @@ from tcpscope.rules import (
     group_by_connection,
     reverse_ports_np,
 )
+from tcpscope.track.keytable import KeyTable
 from tcpscope.track.prefilter import member, opening_syns
 
 I64 = npt.NDArray[np.int64]
+Ints = npt.NDArray[np.signedinteger[Any]]
 Objects = npt.NDArray[np.object_]
 Frames = list[tuple[int, bytes]]  # (ns, frame) to replay, oldest first
 
@@ -48,6 +50,10 @@ WANT_SYN, WANT_SYNACK, WANT_ACK, DONE = 0, 1, 2, 3
 if len(HANDSHAKE) != DONE:
     raise ImportError("track.light follows a three-packet rules.HANDSHAKE")
 _NO_MATCH = 9
+GATHER_WORDS = 16  # frames of up to 128 bytes are copied out of a batch in bulk
+# Dead rows tolerated before a compaction is worth it (and only once they
+# outnumber the living).
+COMPACT_MIN = 4096
 
 
 class Plan(NamedTuple):
@@ -91,66 +97,223 @@ def _index() -> Index:
     return np.zeros(0, dtype=np.intp)
 
 
+def _gather(buf: bytes, offsets: I64, lengths: I64) -> tuple[bytes, I64]:
+    """The frames at `offsets` of the batch buffer copied into one new bytes
+    object (they outlive the buffer), and where each starts in it.
+
+    Short frames (SYNs, SYN/ACKs: up to GATHER_WORDS words) are read as whole
+    8-byte words from their first byte on, through a word view of the buffer at
+    every byte offset: a gather of an eighth of the indices a byte-wise one
+    needs. The tail of a frame's last word is junk and never read. Longer frames
+    are copied one by one after them.
+    """
+    at = np.zeros(offsets.size, dtype=np.int64)
+    if not offsets.size:
+        return b"", at
+    short = lengths <= 8 * GATHER_WORDS
+    parts: list[bytes] = []
+    if short.any():
+        b = np.frombuffer(buf, dtype=np.uint8)
+        words = int(lengths[short].max() + 7) // 8
+        first = offsets[short]
+        if int(first.max()) + 8 * words > b.size:  # the buffer ends within a last word
+            b = np.concatenate((b, np.zeros(8 * words, dtype=np.uint8)))
+        windows = np.lib.stride_tricks.as_strided(b, (b.size - 7, 8), (1, 1)).view(np.uint64)
+        parts.append(windows[first[:, None] + 8 * np.arange(words), 0].tobytes())
+        at[short] = np.arange(first.size, dtype=np.int64) * (8 * words)
+    end = len(parts[0]) if parts else 0
+    for i, offset, length in zip(
+        np.flatnonzero(~short).tolist(), offsets[~short].tolist(), lengths[~short].tolist(),
+        strict=True,
+    ):
+        parts.append(buf[offset : offset + length])
+        at[i] = end
+        end += length
+    return b"".join(parts) if len(parts) > 1 else parts[0], at
+
+
+def _frames(
+    arenas: dict[int, bytes], ids: Ints, at: Ints, lengths: Ints
+) -> list[bytes | None]:
+    """The frames (arena id, start, length) stand for; None for id -1."""
+    return [
+        None if arena < 0 else arenas[arena][start : start + length]
+        for arena, start, length in zip(ids.tolist(), at.tolist(), lengths.tolist(), strict=True)
+    ]
+
+
+def _replays(
+    syn_ts: I64, syns: list[bytes | None], synack_ts: I64, synacks: list[bytes | None]
+) -> list[Frames]:
+    """What promotions replay: the SYN, then the SYN/ACK if one came."""
+    out: list[Frames] = []
+    for t0, syn, t1, synack in zip(syn_ts.tolist(), syns, synack_ts.tolist(), synacks, strict=True):
+        assert syn is not None  # every light handshake has its SYN
+        out.append([(t0, syn)] if synack is None else [(t0, syn), (t1, synack)])
+    return out
+
+
 class LightHandshakes:
-    """The handshakes in flight that follow the common pattern so far: one row each."""
+    """The handshakes in flight that follow the common pattern so far: one row each.
+
+    Rows live in growable columns, in the order they came; a row that leaves is
+    marked dead and the columns are compacted once the dead outnumber the
+    living, so a batch costs what its own packets cost, not what the table holds
+    (a SYN flood keeps a million rows). Rows are found by their canonical key in
+    a vectorised hash table (track.keytable).
+    """
 
     def __init__(self, timeout_ns: int, is_local: Callable[[U64], Mask]) -> None:
         self.timeout_ns = timeout_ns
         self.is_local = is_local  # IPv4 addresses (as integers) of this host
-        u64 = np.zeros(0, dtype=np.uint64)
-        i64 = np.zeros(0, dtype=np.int64)
-        self.canon = u64  # min of the two directions' hashes: unique in the table
-        self.ckey = u64  # the client direction's hash
-        self.src = u64  # client address
-        self.dst = u64  # server address
-        self.ports = u64  # client port << 16 | server port
-        self.want = np.zeros(0, dtype=np.int8)  # WANT_SYNACK or WANT_ACK
-        self.last_ts = i64
-        # What a promotion replays: the SYN, and the SYN/ACK once seen (else None).
-        self.syn_ts = i64
-        self.syn_frame: Objects = np.zeros(0, dtype=object)
+        self._reset()
+
+    def _reset(self) -> None:
+        self.n = 0  # rows in use, living or dead
+        self.live = 0
+        self.row_of = KeyTable()  # canonical key -> its living row
+        self.oldest = 0  # no living row's last_ts is below this (a bound, maybe stale)
+        self.arenas: dict[int, bytes] = {}  # id -> a batch's kept frames
+        self.arena_refs: dict[int, int] = {}  # id -> living rows' frames in it
+        self._next_arena = 0
+        self._allocate(0)
+
+    def _allocate(self, capacity: int) -> None:
+        # As narrow as each value allows: a SYN flood keeps a million rows.
+        u32 = np.zeros(capacity, dtype=np.uint32)
+        i32 = np.zeros(capacity, dtype=np.int32)
+        i64 = np.zeros(capacity, dtype=np.int64)
+        self.alive = np.zeros(capacity, dtype=bool)
+        self.canon = np.zeros(capacity, dtype=np.uint64)  # unique among the living
+        self.src = u32.copy()  # client address
+        self.dst = u32.copy()  # server address
+        self.ports = u32  # client port << 16 | server port
+        self.want = np.zeros(capacity, dtype=np.int8)  # WANT_SYNACK or WANT_ACK
+        self.last_ts = i64.copy()
+        # What a promotion replays: the SYN, and the SYN/ACK once seen (else arena
+        # -1), each as its arena (a batch's kept frames in one bytes object,
+        # `arenas`), where it starts there and its length.
+        self.syn_ts = i64.copy()
+        self.syn_arena = np.full(capacity, -1, dtype=np.int32)
+        self.syn_at = i32.copy()
+        self.syn_len = i32.copy()
         self.synack_ts = i64
-        self.synack_frame: Objects = np.zeros(0, dtype=object)
+        self.synack_arena = np.full(capacity, -1, dtype=np.int32)
+        self.synack_at = i32.copy()
+        self.synack_len = i32
+
+    _COLUMNS = (
+        "alive", "canon", "src", "dst", "ports", "want", "last_ts",
+        "syn_ts", "syn_arena", "syn_at", "syn_len",
+        "synack_ts", "synack_arena", "synack_at", "synack_len",
+    )  # fmt: skip
 
     def __len__(self) -> int:
-        return int(self.canon.size)
+        return self.live
+
+    def living(self) -> Index:
+        """The living rows, in the order they came."""
+        rows: Index = np.flatnonzero(self.alive[: self.n])
+        return rows
+
+    def pending(self) -> tuple[U64, U64, U64]:
+        """(client, server, ports) of every living row."""
+        rows = self.living()
+        columns = (self.src, self.dst, self.ports)
+        src, dst, ports = (column[rows].astype(np.uint64) for column in columns)
+        return src, dst, ports
 
     # ----------------------------------------------------------- leaving
     def evacuate(self, stale_after: int | None = None) -> list[Frames]:
         """Hand over every handshake (or those quiet since before `stale_after`), oldest
         SYN first: the frames to replay into the exact path."""
-        leaving = (
-            np.ones(self.canon.size, dtype=bool)
-            if stale_after is None
-            else self.last_ts < stale_after
-        )
-        rows = np.flatnonzero(leaving)
+        if stale_after is not None and (not self.live or self.oldest >= stale_after):
+            return []
+        rows = self.living()
+        if stale_after is not None:
+            rows = rows[self.last_ts[rows] < stale_after]
         out = self._replays(rows[np.argsort(self.syn_ts[rows], kind="stable")])
-        self._keep(~leaving)
+        self._remove(rows)
         return out
 
     def discard(self) -> None:
         """Forget every handshake (judged elsewhere, in bulk)."""
-        self._keep(np.zeros(self.canon.size, dtype=bool))
+        self._reset()
 
     def _replays(self, rows: Index) -> list[Frames]:
-        out: list[Frames] = []
-        for syn_ts, syn, synack_ts, synack in zip(
-            self.syn_ts[rows].tolist(),
-            self.syn_frame[rows].tolist(),
-            self.synack_ts[rows].tolist(),
-            self.synack_frame[rows].tolist(),
-            strict=True,
-        ):
-            out.append([(syn_ts, syn)] if synack is None else [(syn_ts, syn), (synack_ts, synack)])
-        return out
+        return _replays(
+            self.syn_ts[rows],
+            _frames(self.arenas, self.syn_arena[rows], self.syn_at[rows], self.syn_len[rows]),
+            self.synack_ts[rows],
+            _frames(
+                self.arenas, self.synack_arena[rows], self.synack_at[rows], self.synack_len[rows]
+            ),
+        )  # fmt: skip
 
-    def _keep(self, keep: Mask) -> None:
-        self.canon, self.ckey = self.canon[keep], self.ckey[keep]
-        self.src, self.dst, self.ports = self.src[keep], self.dst[keep], self.ports[keep]
-        self.want, self.last_ts = self.want[keep], self.last_ts[keep]
-        self.syn_ts, self.syn_frame = self.syn_ts[keep], self.syn_frame[keep]
-        self.synack_ts, self.synack_frame = self.synack_ts[keep], self.synack_frame[keep]
+    def _rows_of(self, keys: U64) -> Index:
+        """The living row of each canonical key, or -1."""
+        rows: Index = self.row_of.get(keys).astype(np.intp)
+        return rows
+
+    def _exact_only_rows(self, exact_only: U64) -> Index:
+        """Living rows of the 4-tuples named in `exact_only`, which holds both
+        directions' keys of each: so the row's canonical key is among them."""
+        if not self.live or not exact_only.size:
+            return _index()
+        rows = self._rows_of(exact_only)
+        found: Index = np.unique(rows[rows >= 0])
+        return found
+
+    def _stale_rows(self, before: int) -> Index:
+        """Living rows quiet since before `before` (none without a scan when the bound says so)."""
+        if not self.live or self.oldest >= before:
+            return _index()
+        rows = self.living()
+        last = self.last_ts[rows]
+        self.oldest = int(last.min())
+        stale: Index = rows[last < before]
+        return stale
+
+    def _remove(self, rows: Index) -> None:
+        if not rows.size:
+            return
+        rows = rows[self.alive[rows]]
+        self.alive[rows] = False
+        self.live -= int(rows.size)
+        self.row_of.remove(self.canon[rows])
+        self._release(np.concatenate((self.syn_arena[rows], self.synack_arena[rows])))
+        dead = self.n - self.live
+        if dead > COMPACT_MIN and dead > self.live:
+            self._compact()
+
+    def _hold(self, ids: Ints) -> None:
+        """Count references to arenas (ids -1: none)."""
+        refs = self.arena_refs
+        used, counts = np.unique(ids[ids >= 0], return_counts=True)
+        for arena, count in zip(used.tolist(), counts.tolist(), strict=True):
+            refs[arena] = refs.get(arena, 0) + count
+
+    def _release(self, ids: Ints) -> None:
+        """Drop references to arenas; an arena no living row refers to goes."""
+        refs = self.arena_refs
+        used, counts = np.unique(ids[ids >= 0], return_counts=True)
+        for arena, count in zip(used.tolist(), counts.tolist(), strict=True):
+            left = refs[arena] - count
+            if left:
+                refs[arena] = left
+            else:
+                del refs[arena], self.arenas[arena]
+
+    def _compact(self) -> None:
+        """Drop the dead rows, keeping the living in their order."""
+        rows = self.living()
+        for name in self._COLUMNS:
+            column = getattr(self, name)
+            column[: rows.size] = column[rows]
+        self.alive[rows.size : self.n] = False
+        self.n = int(rows.size)
+        self.row_of.clear()
+        self.row_of.insert(self.canon[: self.n], np.arange(self.n, dtype=np.int64))
 
     # ------------------------------------------------------------- a batch
     def plan(self, cols: Columns, buf: bytes, exact_only: U64) -> Plan:
@@ -166,11 +329,13 @@ class LightHandshakes:
         flags = cols.flags & DECISIVE_FLAGS
         canonical = canonical_key_np(cols.key, cols.rkey)
         src, dst, ports = cols.src, cols.dst, cols.ports
-        table = self.canon.size
+        table = self.live
 
         # Light handshakes that leave before anything else: a tick in this batch
         # could time them out, or a packet that is not plain may be theirs.
-        leave_first = (latest - self.last_ts > timeout) | member(self.ckey, exact_only)
+        leave_first = np.zeros(self.n, dtype=bool)
+        leave_first[self._stale_rows(latest - timeout)] = True
+        leave_first[self._exact_only_rows(exact_only)] = True
 
         # New handshakes: a plain SYN from or to this host, on a 4-tuple free of all
         # the above (and, below, quick enough that no tick can time it out).
@@ -180,8 +345,11 @@ class LightHandshakes:
             fresh[fresh] = self.is_local(src[fresh]) | self.is_local(dst[fresh])
 
         # Group every plain packet of a light or new 4-tuple, batch order inside.
-        followed = np.concatenate((self.canon, canonical[fresh]))
-        idx = np.flatnonzero(cols.plain & member(canonical, followed))
+        candidates = cols.plain & member(canonical, canonical[fresh])
+        if table:
+            plain = np.flatnonzero(cols.plain & ~candidates)
+            candidates[plain[self._rows_of(canonical[plain]) >= 0]] = True
+        idx = np.flatnonzero(candidates)
         packets, starts, sizes, group = group_by_connection(canonical, idx)
         keys = canonical[packets]
         first = packets[starts]
@@ -193,11 +361,9 @@ class LightHandshakes:
         c_src, c_dst, c_ports = src[first], dst[first], ports[first]
         want = np.full(starts.size, WANT_SYN, dtype=np.int64)
         if table:
-            by_canon = np.argsort(self.canon)
-            at = np.searchsorted(self.canon[by_canon], keys[starts])
-            at[at == table] = 0
-            row = by_canon[at]
-            old = self.canon[row] == keys[starts]
+            found = self._rows_of(keys[starts])
+            old = found >= 0
+            row = np.where(old, found, 0)
             c_src = np.where(old, self.src[row], c_src)
             c_dst = np.where(old, self.dst[row], c_dst)
             c_ports = np.where(old, self.ports[row], c_ports)
@@ -262,46 +428,50 @@ class LightHandshakes:
         # This batch's SYNs and SYN/ACKs that light handshakes keep or replay.
         kept = take & (broken | waiting)[group]
         kept_packets = packets[kept]
-        frames = [
-            buf[off : off + cap]
-            for off, cap in zip(
-                cols.offset[kept_packets].tolist(), cols.caplen[kept_packets].tolist(), strict=True
-            )
-        ]
+        arena_bytes, kept_at = _gather(buf, cols.offset[kept_packets], cols.caplen[kept_packets])
+        kept_len = cols.caplen[kept_packets]
+        arena = self._next_arena
+        self._next_arena += 1
+        self.arenas[arena] = arena_bytes
         kept_syn = kept & (want[group] + position == WANT_SYN)
         kept_synack = kept & (want[group] + position == WANT_SYNACK)
-        syn_frame = np.full(starts.size, None, dtype=object)
-        synack_frame = np.full(starts.size, None, dtype=object)
-        as_objects = np.empty(len(frames), dtype=object)
-        as_objects[:] = frames
-        syn_frame[group[kept_syn]] = as_objects[kept_syn[kept]]
-        synack_frame[group[kept_synack]] = as_objects[kept_synack[kept]]
+        syn_arena = np.full(starts.size, -1, dtype=np.int64)
+        synack_arena = np.full(starts.size, -1, dtype=np.int64)
+        syn_at, syn_len = np.zeros(starts.size, np.int64), np.zeros(starts.size, np.int64)
+        synack_at, synack_len = np.zeros(starts.size, np.int64), np.zeros(starts.size, np.int64)
+        syn_arena[group[kept_syn]] = arena
+        syn_at[group[kept_syn]] = kept_at[kept_syn[kept]]
+        syn_len[group[kept_syn]] = kept_len[kept_syn[kept]]
+        synack_arena[group[kept_synack]] = arena
+        synack_at[group[kept_synack]] = kept_at[kept_synack[kept]]
+        synack_len[group[kept_synack]] = kept_len[kept_synack[kept]]
         synack_ts = np.zeros(starts.size, dtype=np.int64)
         synack_ts[group[kept_synack]] = ts[packets[kept_synack]]
         syn_ts = ts[first]
         if table:
             syn_ts = np.where(old, self.syn_ts[row], syn_ts)
-            syn_frame = np.where(old, self.syn_frame[row], syn_frame)
+            syn_arena = np.where(old, self.syn_arena[row], syn_arena)
+            syn_at = np.where(old, self.syn_at[row], syn_at)
+            syn_len = np.where(old, self.syn_len[row], syn_len)
             had_synack = old & (self.want[row] == WANT_ACK)
-            synack_frame = np.where(had_synack, self.synack_frame[row], synack_frame)
+            synack_arena = np.where(had_synack, self.synack_arena[row], synack_arena)
+            synack_at = np.where(had_synack, self.synack_at[row], synack_at)
+            synack_len = np.where(had_synack, self.synack_len[row], synack_len)
             synack_ts = np.where(had_synack, self.synack_ts[row], synack_ts)
 
         # Promotions: first those leaving before everything, then the broken ones.
-        promote_frames = self._replays(np.flatnonzero(leave_first))
-        promote_at = [0] * len(promote_frames)
+        leaving_rows = np.flatnonzero(leave_first)
+        promote_frames = self._replays(leaving_rows)
         broken_groups = np.flatnonzero(broken)
-        for misfit, t0, syn, t1, synack in zip(
-            packets[starts[broken_groups] + fitted[broken_groups]].tolist(),
-            syn_ts[broken_groups].tolist(),
-            syn_frame[broken_groups].tolist(),
-            synack_ts[broken_groups].tolist(),
-            synack_frame[broken_groups].tolist(),
-            strict=True,
-        ):
-            promote_at.append(misfit)
-            promote_frames.append([(t0, syn)] if synack is None else [(t0, syn), (t1, synack)])
+        promote_at = [0] * len(promote_frames)
+        promote_at += packets[starts[broken_groups] + fitted[broken_groups]].tolist()
+        b = broken_groups
+        promote_frames += _replays(
+            syn_ts[b], _frames(self.arenas, syn_arena[b], syn_at[b], syn_len[b]),
+            synack_ts[b], _frames(self.arenas, synack_arena[b], synack_at[b], synack_len[b]),
+        )  # fmt: skip
         promote_first = np.zeros(len(promote_at), dtype=bool)
-        promote_first[: int(leave_first.sum())] = True
+        promote_first[: leaving_rows.size] = True
 
         # Successes, in batch order of their ACKs.
         ok = np.flatnonzero(done)
@@ -311,25 +481,32 @@ class LightHandshakes:
 
         # The table after the batch: leavers, successes and broken ones out, the
         # waiting ones moved on, the new waiting ones in.
-        keep = ~leave_first
         new_want = want + fitted
         last_ts = last_fit_ts
+        leaving = leaving_rows
         if table:
-            keep[row[old & (done | broken)]] = False
+            leaving = np.concatenate((leaving_rows, row[old & (done | broken)]))
             moved = np.flatnonzero(old & waiting)
             self.want[row[moved]] = new_want[moved]
             self.last_ts[row[moved]] = last_ts[moved]
-            self.synack_frame[row[moved]] = synack_frame[moved]
+            before = self.synack_arena[row[moved]]
+            self.synack_arena[row[moved]] = synack_arena[moved]
+            self._hold(synack_arena[moved][before < 0])  # a SYN/ACK came in this batch
+            self.synack_at[row[moved]] = synack_at[moved]
+            self.synack_len[row[moved]] = synack_len[moved]
             self.synack_ts[row[moved]] = synack_ts[moved]
-        self._keep(keep)
+        self._remove(leaving)
         new = np.flatnonzero(~old & waiting)
         if new.size:
             self._add(
-                keys[starts[new]], cols.key[first[new]], c_src[new], c_dst[new], c_ports[new],
-                new_want[new], last_ts[new], syn_ts[new], syn_frame[new], synack_ts[new],
-                synack_frame[new],
+                keys[starts[new]], c_src[new], c_dst[new], c_ports[new],
+                new_want[new], last_ts[new],
+                (syn_ts[new], syn_arena[new], syn_at[new], syn_len[new]),
+                (synack_ts[new], synack_arena[new], synack_at[new], synack_len[new]),
             )  # fmt: skip
 
+        if arena not in self.arena_refs:  # nothing kept of this batch
+            del self.arenas[arena]
         return Plan(
             packets[take],
             packets[force],
@@ -348,25 +525,38 @@ class LightHandshakes:
     def _add(
         self,
         canon: U64,
-        ckey: U64,
         src: U64,
         dst: U64,
         ports: U64,
         want: npt.NDArray[np.int64],
         last_ts: I64,
-        syn_ts: I64,
-        syn_frame: Objects,
-        synack_ts: I64,
-        synack_frame: Objects,
+        syn: tuple[I64, Ints, Ints, Ints],
+        synack: tuple[I64, Ints, Ints, Ints],
     ) -> None:
-        self.canon = np.concatenate((self.canon, canon))
-        self.ckey = np.concatenate((self.ckey, ckey))
-        self.src = np.concatenate((self.src, src))
-        self.dst = np.concatenate((self.dst, dst))
-        self.ports = np.concatenate((self.ports, ports))
-        self.want = np.concatenate((self.want, want.astype(np.int8)))
-        self.last_ts = np.concatenate((self.last_ts, last_ts))
-        self.syn_ts = np.concatenate((self.syn_ts, syn_ts))
-        self.syn_frame = np.concatenate((self.syn_frame, syn_frame))
-        self.synack_ts = np.concatenate((self.synack_ts, synack_ts))
-        self.synack_frame = np.concatenate((self.synack_frame, synack_frame))
+        count = int(canon.size)
+        if self.n + count > self.alive.size:
+            self._grow(self.n + count)
+        at = slice(self.n, self.n + count)
+        self.alive[at] = True
+        self.canon[at] = canon
+        self.src[at], self.dst[at], self.ports[at] = src, dst, ports
+        self.want[at], self.last_ts[at] = want, last_ts
+        self.syn_ts[at], self.syn_arena[at], self.syn_at[at], self.syn_len[at] = syn
+        self.synack_ts[at], self.synack_arena[at], self.synack_at[at], self.synack_len[at] = synack
+        self._hold(syn[1])
+        self._hold(synack[1])
+        self.row_of.insert(canon, np.arange(self.n, self.n + count, dtype=np.int64))
+        if not self.live or int(last_ts.min()) < self.oldest:
+            self.oldest = int(last_ts.min())
+        self.n += count
+        self.live += count
+
+    def _grow(self, needed: int) -> None:
+        capacity = max(needed, 2 * self.alive.size, 1024)
+        for name in self._COLUMNS:
+            old = getattr(self, name)
+            column = np.zeros(capacity, dtype=old.dtype) if old.dtype != object else np.full(
+                capacity, None, dtype=object
+            )
+            column[: self.n] = old[: self.n]
+            setattr(self, name, column)

@@ -1,0 +1,127 @@
+"""A map from 64-bit keys to row numbers, looked up, filled and emptied a
+whole array of keys at a time (numpy, open addressing with linear probing).
+
+What track.light needs to find its rows: a Python dict costs a call per key,
+and at a million keys (a SYN flood) its inserts alone took a second; here a
+batch of keys costs a few vectorised passes whatever the table holds.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+U64 = npt.NDArray[np.uint64]
+I64 = npt.NDArray[np.int64]
+
+EMPTY, USED, GONE = 0, 1, 2  # a slot never used, in use, or freed (probing goes on)
+_MIX = np.uint64(0x9FB21C651E98DF25)  # odd: spreads every key bit into the top bits
+_MIN_BITS = 10
+
+
+class KeyTable:
+    """Distinct uint64 keys -> int64 values. Keys are unique: `insert` is for keys
+    not in the table (the caller knows it: it looked them up)."""
+
+    def __init__(self, bits: int = _MIN_BITS) -> None:
+        self._reset(bits)
+
+    def _reset(self, bits: int) -> None:
+        self._bits = bits
+        size = 1 << bits
+        self._state = np.zeros(size, dtype=np.uint8)
+        self._keys = np.zeros(size, dtype=np.uint64)
+        self._values = np.zeros(size, dtype=np.int32)  # rows: < 2**31
+        # Scratch for insert: which key claims a slot. Only slots written in the
+        # same pass are read back, so it is never cleared.
+        self._claim = np.zeros(size, dtype=np.int32)
+        self._used = 0
+        self._gone = 0
+
+    def __len__(self) -> int:
+        return self._used
+
+    def _home(self, keys: U64) -> I64:
+        with np.errstate(over="ignore"):
+            home: I64 = ((keys * _MIX) >> np.uint64(64 - self._bits)).astype(np.int64)
+        return home
+
+    def _slots(self, keys: U64) -> I64:
+        """The slot holding each key, or -1."""
+        mask = (1 << self._bits) - 1
+        slots = self._home(keys)
+        found = np.full(keys.size, -1, dtype=np.int64)
+        pending = np.arange(keys.size)
+        state, stored = self._state, self._keys
+        while pending.size:
+            at = slots[pending]
+            here = state[at]
+            hit = (here == USED) & (stored[at] == keys[pending])
+            found[pending[hit]] = at[hit]
+            go_on = ~hit & (here != EMPTY)
+            pending = pending[go_on]
+            slots[pending] = (at[go_on] + 1) & mask
+        return found
+
+    def get(self, keys: U64, default: int = -1) -> I64:
+        """The value of each key, or `default`."""
+        slots = self._slots(keys)
+        values = np.full(keys.size, default, dtype=np.int64)
+        hit = slots >= 0
+        values[hit] = self._values[slots[hit]]
+        return values
+
+    def insert(self, keys: U64, values: I64) -> None:
+        """Add keys that are not in the table (distinct among themselves)."""
+        if not keys.size:
+            return
+        if (self._used + self._gone + keys.size) * 2 > self._state.size:
+            self._rebuild(self._used + keys.size)
+        mask = (1 << self._bits) - 1
+        slots = self._home(keys)
+        pending = np.arange(keys.size)
+        state = self._state
+        claim = self._claim
+        while pending.size:
+            at = slots[pending]
+            free = np.flatnonzero(state[at] != USED)
+            # Several keys may want one free slot: one of them (the last written) takes it.
+            claim[at[free]] = free
+            winners = free[claim[at[free]] == free]
+            taken = at[winners]
+            self._gone -= int(np.count_nonzero(state[taken] == GONE))
+            state[taken] = USED
+            self._keys[taken] = keys[pending[winners]]
+            self._values[taken] = values[pending[winners]]
+            self._used += winners.size
+            placed = np.zeros(pending.size, dtype=bool)
+            placed[winners] = True
+            pending = pending[~placed]
+            slots[pending] = (at[~placed] + 1) & mask
+
+    def remove(self, keys: U64) -> None:
+        """Forget these keys (those not there are ignored)."""
+        slots = self._slots(keys)
+        slots = np.unique(slots[slots >= 0])
+        self._state[slots] = GONE
+        self._used -= slots.size
+        self._gone += slots.size
+
+    def set(self, keys: U64, values: I64) -> None:
+        """New values for keys that are in the table."""
+        slots = self._slots(keys)
+        hit = slots >= 0
+        self._values[slots[hit]] = values[hit]
+
+    def clear(self) -> None:
+        self._reset(_MIN_BITS)
+
+    def items(self) -> tuple[U64, I64]:
+        used = self._state == USED
+        return self._keys[used], self._values[used]
+
+    def _rebuild(self, entries: int) -> None:
+        keys, values = self.items()
+        bits = max(_MIN_BITS, (4 * max(entries, 1) - 1).bit_length())  # at most half full
+        self._reset(bits)
+        self.insert(keys, values)

@@ -1,0 +1,60 @@
+"""The vectorised key -> row table of track.light, against a dict."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tcpscope.track.keytable import KeyTable
+
+keys = st.integers(0, 2**64 - 1)
+
+
+@settings(max_examples=60)
+@given(
+    st.lists(st.tuples(st.sampled_from(["insert", "remove", "set"]), st.lists(keys, max_size=300)))
+)
+def test_the_table_answers_as_a_dict_would(steps: list[tuple[str, list[int]]]) -> None:
+    table, expected = KeyTable(), {}
+    serial = 0
+    for action, batch in steps:
+        if action == "insert":
+            new = list(dict.fromkeys(k for k in batch if k not in expected))
+            values = np.arange(serial, serial + len(new), dtype=np.int64)
+            serial += len(new)
+            table.insert(np.array(new, dtype=np.uint64), values)
+            expected.update(zip(new, values.tolist(), strict=True))
+        elif action == "remove":
+            table.remove(np.array(batch, dtype=np.uint64))
+            for k in batch:
+                expected.pop(k, None)
+        else:
+            there = [k for k in batch if k in expected]
+            table.set(np.array(there, dtype=np.uint64), np.full(len(there), -7, dtype=np.int64))
+            expected.update(dict.fromkeys(there, -7))
+        probe = np.array(batch + list(expected)[:50], dtype=np.uint64)
+        assert table.get(probe).tolist() == [expected.get(k, -1) for k in probe.tolist()]
+        assert len(table) == len(expected)
+
+
+def test_keys_that_share_a_home_slot_all_find_their_values() -> None:
+    table = KeyTable()
+    # keys whose mixed top 15 bits are equal: one home slot for all 5000 at any size
+    inverse = pow(0x9FB21C651E98DF25, -1, 2**64)
+    crowd = np.array([((5 << 49) + j) * inverse % 2**64 for j in range(5000)], dtype=np.uint64)
+    table.insert(crowd, np.arange(crowd.size, dtype=np.int64))
+    assert (table.get(crowd) == np.arange(crowd.size)).all()
+    table.remove(crowd[::2])
+    assert (table.get(crowd[1::2]) == np.arange(1, crowd.size, 2)).all()
+    assert (table.get(crowd[::2]) == -1).all()
+    assert len(table) == crowd.size // 2
+
+
+def test_a_million_keys() -> None:
+    rng = np.random.default_rng(3)
+    many = np.unique(rng.integers(0, 2**64, 1_000_000, dtype=np.uint64))
+    table = KeyTable()
+    for part in np.array_split(many, 100):
+        table.insert(part, np.zeros(part.size, dtype=np.int64))
+    assert len(table) == many.size and (table.get(many[::997]) == 0).all()
