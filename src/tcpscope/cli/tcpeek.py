@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import TextIO
 
 from tcpscope.analyze.tcpeek import Handshake, LocalAddresses, TcpeekAnalyzer
 from tcpscope.analyze.tcpeek_counters import Counters
@@ -21,8 +20,7 @@ from tcpscope.cli.tcpeek_spec import COMMAND
 from tcpscope.decode.link import EN10MB, linktype_name
 from tcpscope.engine import Engine
 from tcpscope.errors import TcpscopeError, UsageError
-from tcpscope.output import tcpeek_text
-from tcpscope.output.miruo_json import epoch, plain_address
+from tcpscope.output import tcpeek_json, tcpeek_text
 from tcpscope.output.stats_json import make_provider
 from tcpscope.paths import EXACT, Mode, Paths, select_paths
 from tcpscope.server.statsock import DEFAULT_SOCKET_PATH, StatsServer
@@ -38,7 +36,6 @@ MAX_PENDING = 1_000_000
 # so larger batches than miruo's pay: 8192 measured ~10 % faster than 4096 on
 # both bench files, 16384 no better.
 READ_BATCH = 8192
-SCHEMA = 1
 # Only what a handshake verdict can use. On Ethernet, VLAN-tagged frames need their
 # own branch: plain "tcp" looks at the untagged offsets.
 CAPTURE_FILTER = "tcp or icmp or icmp6"
@@ -76,26 +73,6 @@ def parse_options(argv: list[str]) -> Options:
     return Options(filters=tuple(parsed.operands), **parsed.values)
 
 
-def handshake_object(hs: Handshake) -> dict[str, Any]:
-    return {
-        "type": "handshake",
-        "schema": SCHEMA,
-        "client": plain_address(hs.client),
-        "client_port": hs.client_port,
-        "server": plain_address(hs.server),
-        "server_port": hs.server_port,
-        "start": epoch(hs.start),
-        "end": epoch(hs.end),
-        "result": hs.result,
-        "icmp": None if hs.icmp is None else {"type": hs.icmp[0], "code": hs.icmp[1]},
-        "rtt": None if hs.rtt is None else round(hs.rtt / 1e9, 6),
-        "dupsyn": hs.dupsyn,
-        "dupsynack": hs.dupsynack,
-        "direction": hs.direction,
-        "filters": list(hs.filters),
-    }
-
-
 class Reporter:
     """Writes each verdict: a table row on stderr (unless -q), a JSON line on stdout."""
 
@@ -106,7 +83,7 @@ class Reporter:
 
     def __call__(self, hs: Handshake) -> None:
         if self.options.json:
-            self.out.write(json.dumps(handshake_object(hs), separators=(",", ":")) + "\n")
+            self.out.write(tcpeek_json.dumps(tcpeek_json.handshake_object(hs)) + "\n")
         if not self.options.quiet:
             elapsed = hs.rtt if hs.rtt is not None else hs.end - hs.start
             self.err.write(
