@@ -8,7 +8,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TextIO
 
-from tcpscope.analyze.http import HttpDpi
 from tcpscope.analyze.miruo import (
     LiveClose,
     LiveSegment,
@@ -19,7 +18,7 @@ from tcpscope.analyze.miruo import (
 )
 from tcpscope.capture import Capture, default_device, open_file, open_live
 from tcpscope.cli import runloop
-from tcpscope.cli.miruo_spec import COMMAND
+from tcpscope.cli.miruo_spec import COMMAND, Options
 from tcpscope.cli.options import answered_info, guarded
 from tcpscope.cli.procinfo import CpuMeter, memory_kb
 from tcpscope.cli.shadow import Recorder, ShadowEngine
@@ -28,7 +27,7 @@ from tcpscope.engine import Engine
 from tcpscope.output import miruo_json
 from tcpscope.output.miruo_stats import MiruoStatsView, render_stats
 from tcpscope.output.miruo_text import ViewConfig, render_live, render_session
-from tcpscope.paths import EXACT, Mode, Paths, select_paths
+from tcpscope.paths import EXACT, Paths, select_paths
 from tcpscope.track.tracker import CLOSE_DUPLICATE, TrackConfig, Tracker
 
 PROG = "miruo"
@@ -41,33 +40,6 @@ MS = 1_000_000
 READ_BATCH = runloop.BATCH  # packets a read: larger batches measured slower (bench/)
 
 USAGE = COMMAND.usage()
-
-
-@dataclass(frozen=True)
-class Options:
-    """One run's settings; the fields are the `dest`s of miruo_spec.OPTIONS."""
-
-    interface: str | None = None
-    file: str | None = None
-    view_data: int = 0
-    long_connect_ms: int = 0
-    long_delay_ms: int = 0
-    retransmit_ms: int = 1000
-    stat_interval: int = 0
-    syn: bool = True
-    rst_mode: int = 1
-    fragment: bool = True
-    colour: bool | None = None  # None: decide from the terminal
-    session_limit: int = 1024
-    segment_limit: int = 65536
-    dpi: HttpDpi | None = None
-    quiet: int = 0
-    show_all: bool = False
-    live: bool = False
-    json: bool = False
-    expression: str = ""
-    paths: Mode = "bulk"
-    action: str = "run"  # or "help", "version"
 
 
 def parse_options(argv: list[str]) -> Options:

@@ -7,13 +7,41 @@ with our additions; docs for each option's man paragraph: manpage.py's markup.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-from tcpscope.analyze.http import parse_dpi_mode
+from tcpscope.analyze.http import HttpDpi, parse_dpi_mode
 from tcpscope.cli.manpage import Page, Section
 from tcpscope.cli.options import number
 from tcpscope.cli.optspec import Command, Layout, Opt
 from tcpscope.paths import Mode, parse_mode
+
+
+@dataclass(frozen=True)
+class Options:
+    """One run's settings; the fields are the `dest`s of miruo_spec.OPTIONS."""
+
+    interface: str | None = None
+    file: str | None = None
+    view_data: int = 0
+    long_connect_ms: int = 0
+    long_delay_ms: int = 0
+    retransmit_ms: int = 1000
+    stat_interval: int = 0
+    syn: bool = True
+    rst_mode: int = 1
+    fragment: bool = True
+    colour: bool | None = None  # None: decide from the terminal
+    session_limit: int = 1024
+    segment_limit: int = 65536
+    dpi: HttpDpi | None = None
+    quiet: int = 0
+    show_all: bool = False
+    live: bool = False
+    json: bool = False
+    expression: str = ""
+    paths: Mode = "bulk"
+    action: str = "run"  # or "help", "version"
 
 
 def _num(lo: int = 0, hi: int | None = None) -> Any:

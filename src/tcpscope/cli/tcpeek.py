@@ -16,13 +16,13 @@ from tcpscope.cli.logsetup import NOTICE, setup_logging
 from tcpscope.cli.options import answered_info, guarded
 from tcpscope.cli.privileges import drop_privileges, resolve_user
 from tcpscope.cli.shadow import Recorder, ShadowEngine
-from tcpscope.cli.tcpeek_spec import COMMAND
+from tcpscope.cli.tcpeek_spec import COMMAND, Options
 from tcpscope.decode.link import EN10MB, linktype_name
 from tcpscope.engine import Engine
 from tcpscope.errors import TcpscopeError, UsageError
 from tcpscope.output import tcpeek_json, tcpeek_text
 from tcpscope.output.stats_json import make_provider
-from tcpscope.paths import EXACT, Mode, Paths, select_paths
+from tcpscope.paths import EXACT, Paths, select_paths
 from tcpscope.server.statsock import DEFAULT_SOCKET_PATH, StatsServer
 from tcpscope.track.tracker import SECOND, TrackConfig, Tracker
 
@@ -42,28 +42,6 @@ CAPTURE_FILTER = "tcp or icmp or icmp6"
 ETHERNET_FILTER = f"{CAPTURE_FILTER} or (vlan and ({CAPTURE_FILTER}))"
 
 USAGE = COMMAND.usage()
-
-
-@dataclass(frozen=True)
-class Options:
-    """One run's settings; the fields are the `dest`s of tcpeek_spec.OPTIONS."""
-
-    user: str | None = None
-    interface: str | None = None
-    file: str | None = None
-    socket: str | None = None  # None: the default path for live capture, none for files
-    checksum: int = 0
-    timeout: int = 60
-    buffer_mb: int = 2
-    loglevel: int = 25
-    quiet: bool = False
-    promisc: bool = False
-    icmp: bool = False
-    local: tuple[str, ...] = ()
-    json: bool = False
-    filters: tuple[str, ...] = ()
-    paths: Mode = "bulk"
-    action: str = "run"
 
 
 def parse_options(argv: list[str]) -> Options:

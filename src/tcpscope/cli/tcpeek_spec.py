@@ -8,6 +8,7 @@ with our additions.
 from __future__ import annotations
 
 import ipaddress
+from dataclasses import dataclass
 from typing import Any
 
 from tcpscope.cli.logsetup import parse_level
@@ -16,6 +17,28 @@ from tcpscope.cli.options import number
 from tcpscope.cli.optspec import Command, Layout, Opt
 from tcpscope.errors import UsageError
 from tcpscope.paths import Mode, parse_mode
+
+
+@dataclass(frozen=True)
+class Options:
+    """One run's settings; the fields are the `dest`s of tcpeek_spec.OPTIONS."""
+
+    user: str | None = None
+    interface: str | None = None
+    file: str | None = None
+    socket: str | None = None  # None: the default path for live capture, none for files
+    checksum: int = 0
+    timeout: int = 60
+    buffer_mb: int = 2
+    loglevel: int = 25
+    quiet: bool = False
+    promisc: bool = False
+    icmp: bool = False
+    local: tuple[str, ...] = ()
+    json: bool = False
+    filters: tuple[str, ...] = ()
+    paths: Mode = "bulk"
+    action: str = "run"
 
 
 def _num(lo: int = 0, hi: int | None = None) -> Any:
@@ -110,6 +133,7 @@ OPTIONS = (
         arg="MB",
         dest="buffer_mb",
         convert=_num(1),
+        api="buffer_mb",
         man="The kernel capture buffer, in megabytes. Default 2.",
     ),
     Opt(
@@ -130,7 +154,13 @@ OPTIONS = (
         dest="quiet",
         man="Print no line per handshake, only the summary.",
     ),
-    Opt("promisc", "promiscuous mode", dest="promisc", man="Capture in promiscuous mode."),
+    Opt(
+        "promisc",
+        "promiscuous mode",
+        dest="promisc",
+        api="promisc",
+        man="Capture in promiscuous mode.",
+    ),
     Opt(
         "icmp",
         "interpret ICMP/ICMPv6 destination unreachable",
