@@ -32,9 +32,11 @@ from tcpscope.pipeline import (
     local_networks,
     miruo_engine,
     miruo_parts,
+    miruo_paths,
     open_source,
     tcpeek_filter,
     tcpeek_parts,
+    tcpeek_paths,
 )
 from tcpscope.stream import RecordStream
 
@@ -130,7 +132,7 @@ def sessions(
     try:
         if bpf:
             cap.set_filter(bpf)
-        engine = miruo_engine(miruo_parts(options, emit), cap.linktype)
+        engine = miruo_engine(miruo_parts(options, emit), cap.linktype, miruo_paths(options))
     except BaseException:
         cap.close()
         raise
@@ -180,7 +182,8 @@ def handshakes(
     )
     try:
         addresses = local_networks(options, cap)
-        parts = tcpeek_parts(options, addresses, rules, cap.linktype, report)
+        paths = tcpeek_paths(options)
+        parts = tcpeek_parts(options, addresses, rules, cap.linktype, paths, report)
         tcpeek_filter(cap)
     except BaseException:
         cap.close()

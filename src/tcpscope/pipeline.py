@@ -2,12 +2,13 @@
 command lines and the Python API (tcpscope.api) both build their analysis.
 
     parts = miruo_parts(options, emit)          # analyzer + tracker, records to emit()
-    engine = miruo_engine(parts, cap.linktype)
+    engine = miruo_engine(parts, cap.linktype, miruo_paths(options))
 
-    parts = tcpeek_parts(options, local, filters, cap.linktype, report)
+    parts = tcpeek_parts(options, local, filters, cap.linktype, tcpeek_paths(options), report)
 
 The callers decide where the records go (text, JSON, or a Python iterator) and
-own the capture loop.
+own the capture loop; a `--paths shadow` run builds two analyses, one on
+`*_paths(options, "bulk")` and one on EXACT (cli.shadow).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from tcpscope.cli import miruo_spec, tcpeek_spec
 from tcpscope.decode.link import EN10MB
 from tcpscope.engine import Engine
 from tcpscope.errors import TcpscopeError, UsageError
+from tcpscope.paths import Mode, Paths, select_paths
 from tcpscope.track.tracker import SECOND, TrackConfig, Tracker
 
 MS = 1_000_000
@@ -44,12 +46,10 @@ MIRUO_SNAPLEN = 1522
 # a time, at the latest after this timeout: 100 ms keeps the live view current
 # and lets a stop read the last packets without a noticeable wait.
 MIRUO_TIMEOUT_MS = 100
-MIRUO_PREFILTER = "follow"  # skip in bulk the packets of sessions not tracked
 
 # tcpeek
 TCPEEK_SNAPLEN = 138
 TCPEEK_TIMEOUT_MS = 1
-TCPEEK_PREFILTER = "handshake"  # skip in bulk what cannot decide a handshake
 # Handshakes followed at once. A SYN flood must not take all memory: past this,
 # new SYNs are not followed, and how many were not is logged at exit.
 MAX_PENDING = 1_000_000
@@ -133,15 +133,20 @@ def miruo_parts(options: miruo_spec.Options, emit: Callable[[Record], None]) -> 
             retransmit_ns=options.retransmit_ms * MS,
             syn_retransmit=options.syn,
             context=options.view_data,
-            report_quiet=analyzer.wants_quiet_segments,
         ),
         analyzer,
     )
     return MiruoParts(analyzer, tracker)
 
 
-def miruo_engine(parts: MiruoParts, linktype: int) -> Engine:
-    return Engine(linktype, parts.tracker, prefilter=MIRUO_PREFILTER)
+def miruo_paths(options: miruo_spec.Options, mode: Mode | None = None) -> Paths:
+    """The engine's paths for --paths (or `mode`: a shadow run asks for "bulk")."""
+    chosen = mode or options.paths
+    return select_paths("miruo", "exact" if chosen == "exact" else "bulk")
+
+
+def miruo_engine(parts: MiruoParts, linktype: int, paths: Paths) -> Engine:
+    return Engine(linktype, parts.tracker, paths=paths)
 
 
 # --- tcpeek
@@ -167,11 +172,18 @@ def local_networks(options: tcpeek_spec.Options, cap: Capture) -> LocalAddresses
     return LocalAddresses.parse(addresses)
 
 
+def tcpeek_paths(options: tcpeek_spec.Options, mode: Mode | None = None) -> Paths:
+    """The engine's paths for --paths and -c (or `mode`: a shadow run asks for "bulk")."""
+    chosen = mode or options.paths
+    return select_paths("tcpeek", "exact" if chosen == "exact" else "bulk", options.checksum)
+
+
 def tcpeek_parts(
     options: tcpeek_spec.Options,
     local: LocalAddresses,
     filters: FilterSet,
     linktype: int,
+    paths: Paths,
     report: Callable[[Handshake], None] | None,
 ) -> TcpeekParts:
     counters = Counters(filters.names)
@@ -185,7 +197,7 @@ def tcpeek_parts(
     )
     tracker = Tracker(
         TrackConfig(
-            session_limit=MAX_PENDING,
+            session_limit=MAX_PENDING,  # read at each run: the tests lower it
             segment_limit=0,
             retransmit_ns=0,
             syn_retransmit=True,
@@ -196,10 +208,6 @@ def tcpeek_parts(
     )
     analyzer.tracker = tracker
     engine = Engine(
-        linktype,
-        tracker,
-        checksum_level=options.checksum,
-        prefilter=TCPEEK_PREFILTER,
-        judge=analyzer,
+        linktype, tracker, checksum_level=options.checksum, paths=paths, judge=analyzer
     )
     return TcpeekParts(counters, analyzer, tracker, engine)

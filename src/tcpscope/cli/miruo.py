@@ -8,15 +8,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TextIO
 
+from tcpscope import pipeline
 from tcpscope.analyze.miruo import (
     LiveClose,
     LiveSegment,
-    MiruoAnalyzer,
-    MiruoConfig,
     Record,
     ShownSession,
 )
-from tcpscope.capture import Capture, default_device, open_file, open_live
+from tcpscope.capture import Capture
 from tcpscope.cli import runloop
 from tcpscope.cli.miruo_spec import COMMAND, Options
 from tcpscope.cli.options import answered_info, guarded
@@ -27,16 +26,11 @@ from tcpscope.engine import Engine
 from tcpscope.output import miruo_json
 from tcpscope.output.miruo_stats import MiruoStatsView, render_stats
 from tcpscope.output.miruo_text import ViewConfig, render_live, render_session
-from tcpscope.paths import EXACT, Paths, select_paths
-from tcpscope.track.tracker import CLOSE_DUPLICATE, TrackConfig, Tracker
+from tcpscope.paths import EXACT, Paths
+from tcpscope.track.tracker import CLOSE_DUPLICATE
 
 PROG = "miruo"
-LIVE_SNAPLEN = 1522
-# The original used 1000 ms. On Linux, libpcap releases packets a kernel block at
-# a time, at the latest after this timeout: 100 ms keeps the live view current
-# and lets a stop read the last packets without a noticeable wait.
-LIVE_TIMEOUT_MS = 100
-MS = 1_000_000
+LIVE_TIMEOUT_MS = pipeline.MIRUO_TIMEOUT_MS
 READ_BATCH = runloop.BATCH  # packets a read: larger batches measured slower (bench/)
 
 USAGE = COMMAND.usage()
@@ -69,32 +63,13 @@ class Miruo:
         self.view = ViewConfig(
             quiet=options.quiet > 0, colour=colour, fragment_column=options.fragment
         )
-        self.analyzer = MiruoAnalyzer(
-            MiruoConfig(
-                long_connect_ns=options.long_connect_ms * MS,
-                long_delay_ns=options.long_delay_ms * MS,
-                rst_mode=options.rst_mode,
-                fragment=options.fragment,
-                show_all=options.show_all,
-                live=options.live,
-                context=options.view_data,
-                dpi=options.dpi,
-            ),
-            self.emit,
-        )
-        self.tracker = Tracker(
-            TrackConfig(
-                session_limit=options.session_limit,
-                segment_limit=options.segment_limit,
-                retransmit_ns=options.retransmit_ms * MS,
-                syn_retransmit=options.syn,
-                context=options.view_data,
-            ),
-            self.analyzer,
-        )
+        parts = pipeline.miruo_parts(options, self.emit)
+        self.analyzer = parts.analyzer
+        self.tracker = parts.tracker
+        self.parts = parts
 
     def engine(self, linktype: int, paths: Paths) -> Engine:
-        return Engine(linktype, self.tracker, paths=paths)
+        return pipeline.miruo_engine(self.parts, linktype, paths)
 
     def emit(self, rec: Record) -> None:
         opts = self.options
@@ -177,15 +152,8 @@ class Figures:
         self._memo.clear()
 
 
-def open_capture(options: Options) -> Capture:
-    if options.file is not None:
-        return open_file(options.file)
-    device = options.interface or default_device()
-    return open_live(device, LIVE_SNAPLEN, True, LIVE_TIMEOUT_MS)
-
-
 def run(options: Options, out: TextIO, err: TextIO) -> int:
-    cap = open_capture(options)
+    cap = pipeline.miruo_capture(options)
     try:
         if options.expression:
             cap.set_filter(options.expression)
@@ -196,12 +164,12 @@ def run(options: Options, out: TextIO, err: TextIO) -> int:
         driver: Engine | ShadowEngine
         if options.paths == "shadow":
             streams = [(Recorder(out), Recorder()), (Recorder(err), Recorder())]
-            for side, paths in enumerate((select_paths("miruo", "bulk"), EXACT)):
+            for side, paths in enumerate((pipeline.miruo_paths(options, "bulk"), EXACT)):
                 one = Miruo(options, streams[0][side], streams[1][side], colour)
                 analyses.append((one, one.engine(cap.linktype, paths)))
         else:
             one = Miruo(options, out, err, colour)
-            analyses.append((one, one.engine(cap.linktype, select_paths("miruo", options.paths))))
+            analyses.append((one, one.engine(cap.linktype, pipeline.miruo_paths(options))))
             driver = analyses[0][1]
         first_engine = analyses[0][1]
         name, description = linktype_name(cap.linktype)

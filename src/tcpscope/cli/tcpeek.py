@@ -7,40 +7,30 @@ import sys
 from dataclasses import dataclass
 from typing import TextIO
 
+from tcpscope import pipeline
 from tcpscope.analyze.tcpeek import Handshake, LocalAddresses, TcpeekAnalyzer
 from tcpscope.analyze.tcpeek_counters import Counters
 from tcpscope.analyze.tcpeek_filters import FilterSet
-from tcpscope.capture import Capture, default_device, interface_addresses, open_file, open_live
 from tcpscope.cli import runloop
 from tcpscope.cli.logsetup import NOTICE, setup_logging
 from tcpscope.cli.options import answered_info, guarded
 from tcpscope.cli.privileges import drop_privileges, resolve_user
 from tcpscope.cli.shadow import Recorder, ShadowEngine
 from tcpscope.cli.tcpeek_spec import COMMAND, Options
-from tcpscope.decode.link import EN10MB, linktype_name
+from tcpscope.decode.link import linktype_name
 from tcpscope.engine import Engine
-from tcpscope.errors import TcpscopeError, UsageError
 from tcpscope.output import tcpeek_json, tcpeek_text
 from tcpscope.output.stats_json import make_provider
-from tcpscope.paths import EXACT, Paths, select_paths
+from tcpscope.paths import EXACT, Paths
 from tcpscope.server.statsock import DEFAULT_SOCKET_PATH, StatsServer
-from tcpscope.track.tracker import SECOND, TrackConfig, Tracker
+from tcpscope.track.tracker import Tracker
 
 PROG = "tcpeek"
-SNAPLEN = 138
-READ_TIMEOUT_MS = 1
-# Handshakes followed at once. A SYN flood must not take all memory: past this,
-# new SYNs are not followed, and how many were not is logged at exit.
-MAX_PENDING = 1_000_000
+READ_TIMEOUT_MS = pipeline.TCPEEK_TIMEOUT_MS
 # Packets read at a time. Most of tcpeek's work is per batch (numpy, track.light),
 # so larger batches than miruo's pay: 8192 measured ~10 % faster than 4096 on
 # both bench files, 16384 no better.
 READ_BATCH = 8192
-# Only what a handshake verdict can use. On Ethernet, VLAN-tagged frames need their
-# own branch: plain "tcp" looks at the untagged offsets.
-CAPTURE_FILTER = "tcp or icmp or icmp6"
-ETHERNET_FILTER = f"{CAPTURE_FILTER} or (vlan and ({CAPTURE_FILTER}))"
-
 USAGE = COMMAND.usage()
 
 
@@ -80,17 +70,6 @@ class Reporter:
             )
 
 
-def local_networks(options: Options, cap: Capture) -> LocalAddresses:
-    if options.local:
-        return LocalAddresses.parse(options.local)
-    if not cap.live or cap.name == "any":
-        raise UsageError("--local ADDR[/PREFIX] is required with -r and with -i any")
-    addresses = interface_addresses(cap.name)
-    if not addresses:
-        raise TcpscopeError(f"{cap.name} has no IPv4 or IPv6 address: name them with --local")
-    return LocalAddresses.parse(addresses)
-
-
 @dataclass
 class Analysis:
     """One run's handshake analysis, from the engine to its counters."""
@@ -111,43 +90,18 @@ def analysis(
     out: TextIO,
     err: TextIO,
 ) -> Analysis:
-    counters = Counters(filters.names)
     reporter = Reporter(options, out, err) if options.json or not options.quiet else None
-    analyzer = TcpeekAnalyzer(
-        local,
-        filters,
-        counters,
-        reporter,
-        icmp=options.icmp,
-        remember_ns=options.timeout * SECOND,
-    )
-    tracker = Tracker(
-        TrackConfig(
-            session_limit=MAX_PENDING,
-            segment_limit=0,
-            retransmit_ns=0,
-            syn_retransmit=True,
-            hold_data=False,
-            half_open_timeout_ns=options.timeout * SECOND,
-        ),
-        analyzer,
-    )
-    analyzer.tracker = tracker
-    engine = Engine(linktype, tracker, checksum_level=options.checksum, paths=paths, judge=analyzer)
-    return Analysis(counters, analyzer, tracker, engine, err)
+    parts = pipeline.tcpeek_parts(options, local, filters, linktype, paths, reporter)
+    return Analysis(parts.counters, parts.analyzer, parts.tracker, parts.engine, err)
 
 
 def run(options: Options, out: TextIO, err: TextIO, log: logging.Logger) -> int:
     filters = FilterSet.parse(options.filters)
-    if options.file is not None:
-        cap = open_file(options.file)
-    else:
-        device = options.interface or default_device()
-        cap = open_live(device, SNAPLEN, options.promisc, READ_TIMEOUT_MS, options.buffer_mb)
+    cap = pipeline.tcpeek_capture(options)
     server: StatsServer | None = None
     try:
-        local = local_networks(options, cap)
-        bulk_paths = select_paths("tcpeek", "bulk", options.checksum)
+        local = pipeline.local_networks(options, cap)
+        bulk_paths = pipeline.tcpeek_paths(options, "bulk")
         runs: list[Analysis] = []
         driver: Engine | ShadowEngine
         if options.paths == "shadow":
@@ -161,12 +115,12 @@ def run(options: Options, out: TextIO, err: TextIO, log: logging.Logger) -> int:
                 )  # fmt: skip
             driver = ShadowEngine(runs[0].engine, runs[1].engine, streams)
         else:
-            paths = bulk_paths if options.paths == "bulk" else EXACT
+            paths = pipeline.tcpeek_paths(options)
             runs.append(analysis(options, local, filters, cap.linktype, paths, out, err))
             driver = runs[0].engine
         main_run = runs[0]
         engine, tracker = main_run.engine, main_run.tracker
-        cap.set_filter(ETHERNET_FILTER if cap.linktype == EN10MB else CAPTURE_FILTER)
+        pipeline.tcpeek_filter(cap)
         user = resolve_user(options.user) if options.user is not None else None
         socket_path = options.socket or (DEFAULT_SOCKET_PATH if cap.live else None)
         if socket_path is not None:
@@ -212,7 +166,7 @@ def run(options: Options, out: TextIO, err: TextIO, log: logging.Logger) -> int:
             log.warning(
                 "%d handshakes not followed: more than %d were pending at once",
                 tracker.stats.dropped_sessions,
-                MAX_PENDING,
+                pipeline.MAX_PENDING,
             )
         publish()
         first = started if cap.live else (engine.first_ts if engine.first_ts is not None else now)
