@@ -24,17 +24,6 @@ P = ParamSpec("P")
 
 EXTRA_HINT = "pip install 'tcpscope[pandas]'"
 
-SESSION_COUNTS = (
-    "segments",
-    "bytes",
-    "syn_retransmits",
-    "synack_retransmits",
-    "retransmits",
-    "fragments",
-    "long_delays",
-)
-
-
 def _pandas(what: str) -> Any:
     try:
         import pandas
@@ -66,37 +55,39 @@ def frame_of_sessions(rows: Iterable[records.Session]) -> pd.DataFrame:
     """A DataFrame with one row per session record (docs/api.md: the columns)."""
     pd = _pandas("sessions_frame")
     rs = list(rows)
-    columns: dict[str, Any] = {
-        "id": _ints(pd, [r.id for r in rs]),
+
+    def count(name: str) -> Any:
+        return _ints(pd, [getattr(r, name) for r in rs])
+
+    columns = {  # in the records' field order
+        "id": count("id"),
         "client": pd.Series([r.client for r in rs], dtype="string"),
         "client_port": _ints(pd, [r.client_port for r in rs], "uint16"),
         "server": pd.Series([r.server for r in rs], dtype="string"),
         "server_port": _ints(pd, [r.server_port for r in rs], "uint16"),
         "start": _times(pd, [r.start for r in rs]),
         "end": _times(pd, [r.end for r in rs]),
-    }
-    counts = {name: _ints(pd, [getattr(r, name) for r in rs]) for name in SESSION_COUNTS}
-    columns.update(
-        segments=counts["segments"],
-        bytes=counts["bytes"],
-        handshake=_category(pd, [r.handshake for r in rs], records.HANDSHAKE_STATES),
-        syn_retransmits=counts["syn_retransmits"],
-        synack_retransmits=counts["synack_retransmits"],
-        retransmits=counts["retransmits"],
-        rst_from=_category(
+        "segments": count("segments"),
+        "bytes": count("bytes"),
+        "handshake": _category(pd, [r.handshake for r in rs], records.HANDSHAKE_STATES),
+        "syn_retransmits": count("syn_retransmits"),
+        "synack_retransmits": count("synack_retransmits"),
+        "retransmits": count("retransmits"),
+        # rst, an object or None, as two columns
+        "rst_from": _category(
             pd, [None if r.rst is None else r.rst.from_ for r in rs], ("client", "server")
         ),
-        rst_during_close=pd.Series(
+        "rst_during_close": pd.Series(
             [pd.NA if r.rst is None else r.rst.during_close for r in rs], dtype="boolean"
         ),
-        fragments=counts["fragments"],
-        long_delays=counts["long_delays"],
-        client_state=_category(pd, [r.client_state for r in rs], STATE_NAMES),
-        server_state=_category(pd, [r.server_state for r in rs], STATE_NAMES),
-        close=_category(pd, [r.close for r in rs], records.CLOSE_REASONS),
-        reasons=pd.Series([r.reasons for r in rs], dtype=object),
-        segments_shown=pd.Series([r.segments_shown for r in rs], dtype=object),
-    )
+        "fragments": count("fragments"),
+        "long_delays": count("long_delays"),
+        "client_state": _category(pd, [r.client_state for r in rs], STATE_NAMES),
+        "server_state": _category(pd, [r.server_state for r in rs], STATE_NAMES),
+        "close": _category(pd, [r.close for r in rs], records.CLOSE_REASONS),
+        "reasons": pd.Series([r.reasons for r in rs], dtype=object),
+        "segments_shown": pd.Series([r.segments_shown for r in rs], dtype=object),
+    }
     return pd.DataFrame(columns)
 
 
