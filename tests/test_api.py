@@ -378,9 +378,14 @@ def test_close_and_break_release_the_capture() -> None:
     assert isinstance(first, tcpscope.Session)
     stream.close()
     assert list(stream) == []
-    assert stream._cap._reader is None  # released
+    assert stream.closed  # released
     with tcpscope.sessions(SAMPLE, show_all=True) as inside:
         next(inside)
-    assert inside._cap._reader is None
-    for _ in tcpscope.handshakes(SAMPLE, local="0.0.0.0/0"):
+    assert inside.closed
+    stream = tcpscope.handshakes(SAMPLE, local="0.0.0.0/0")
+    capture = stream._cap
+    for _ in stream:
         break
+    assert not stream.closed  # still referenced: it could go on
+    del stream  # the last reference: the capture goes with it
+    assert capture._reader is None

@@ -64,6 +64,11 @@ class RecordStream(Iterator[R], Generic[R]):
     def capture_name(self) -> str:
         return self._cap.name
 
+    @property
+    def closed(self) -> bool:
+        """True once the capture is released (the end, close(), or leaving the loop)."""
+        return self._released
+
     def __iter__(self) -> RecordStream[R]:
         return self
 

@@ -87,7 +87,7 @@ def test_sessions_live_while_connections_run(lab: Lab) -> None:
     watchdog.cancel()
     driver.join(30)
     assert not watchdog.fired, f"only {len(seen)} sessions in {WAIT_S} s"
-    assert stream._cap._reader is None  # the capture was released on leaving the block
+    assert stream.closed  # the capture was released on leaving the block
     assert list(stream) == []  # and the iterator stays finished
     assert threading.active_count() <= started
 
@@ -134,7 +134,7 @@ def test_stop_reports_the_open_session_and_ends(lab: Lab) -> None:
     assert (record.server, record.server_port) == (lab.server4, HOLD_PORT)
     assert record.close == "end_of_capture" and record.handshake == "complete"
     assert (record.client_state, record.server_state) == ("ESTABLISHED", "ESTABLISHED")
-    assert stream._cap._reader is None
+    assert stream.closed
 
 
 def test_handshakes_live_with_the_interfaces_own_addresses(lab: Lab) -> None:
