@@ -28,8 +28,12 @@ from tcpscope.cli.optspec import Command
 from tests.cli.test_tcpeek_cli import LOCAL
 from tests.cli.test_tcpeek_cli import mix as tcpeek_mix
 from tests.scenarios.test_miruo_scenarios import SCENARIOS
+from tests.support import frames as fr
 from tests.support.corpus import corpus_files
 from tests.support.pcapwrite import write_pcap
+from tests.track.test_feed_plain import MODES as PLAIN_MODES
+from tests.track.test_feed_plain import Mix as PlainMix
+from tests.track.test_light import Mix as HandshakeMix
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "examples" / "sample.pcap"
@@ -168,6 +172,30 @@ def test_the_fidelity_cases_are_there() -> None:
     assert len(fidelity_cases()) >= 20
 
 
+@pytest.fixture(scope="module")
+def plain_mixes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """tests/track/test_feed_plain.py's awkward mixes: Ethernet, cut at 90 bytes, SLL2."""
+    folder = tmp_path_factory.mktemp("api-plain")
+    frames = PlainMix(seed=5).build(1200)
+    paths = {name: folder / f"{name}.pcap" for name in ("ether", "cut", "sll2")}
+    write_pcap(paths["ether"], frames)
+    write_pcap(paths["cut"], frames, snaplen=90)
+    sll2 = PlainMix(seed=6, link="sll2").build(400)
+    write_pcap(paths["sll2"], sll2, linktype=fr.LINKTYPES["sll2"])
+    return paths
+
+
+@pytest.mark.parametrize("argv", [m for m in PLAIN_MODES if "--json" not in m], ids=" ".join)
+def test_sessions_equal_json_on_the_awkward_mixes(
+    plain_mixes: dict[str, Path], argv: list[str]
+) -> None:
+    if "-s" in argv:  # the statistics interval changes no session
+        at = argv.index("-s")
+        argv = argv[:at] + argv[at + 2 :]
+    for path in plain_mixes.values():
+        check_sessions(path, argv)
+
+
 # --- tcpeek
 
 
@@ -189,6 +217,23 @@ def test_handshakes_equal_json(argv: list[str], tmp_path: Path) -> None:
     assert len(got) == len(objects) >= 5
     for record, obj in zip(got, objects, strict=True):
         assert isinstance(record, tcpscope.Handshake)
+        same_top(record, obj, "handshake")
+
+
+def test_handshakes_equal_json_on_the_awkward_mix(tmp_path: Path) -> None:
+    """tests/track/test_light.py's mix of plain and odd handshakes, with its filters."""
+    capture = tmp_path / "light.pcap"
+    write_pcap(capture, HandshakeMix(seed=11).build(1500))
+    filters = ["web:TX@*:80", "tls:TX@198.19.0.1:443,198.19.0.2:443", ":TX@198.19.0.3:*"]
+    argv = ["-t", "2", "--icmp", "--local", "198.18.0.0/16"]
+    objects = json_lines(
+        tcpeek.main, ["-q", "--json", *argv, "-r", str(capture), *filters], "handshake"
+    )
+    got = list(
+        tcpscope.handshakes(capture, local="198.18.0.0/16", timeout=2, icmp=True, filters=filters)
+    )
+    assert len(got) == len(objects) > 1000
+    for record, obj in zip(got, objects, strict=True):
         same_top(record, obj, "handshake")
 
 
