@@ -9,26 +9,25 @@ it, and the capture is released.
 
 Thread use: one thread iterates. `stop()` and `close()` may come from any
 thread; the capture itself is only touched by the iterating thread, which sees
-the request within IDLE_WAIT_S.
+the request within runloop.IDLE_WAIT_S (0.2 s). Each `next()` turns the commands'
+loop (cli.runloop.step) until a record comes.
 """
 
 from __future__ import annotations
 
 import threading
-import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import Generic, TypeVar
 
 from tcpscope.capture import Capture
+from tcpscope.cli import runloop
 from tcpscope.engine import Engine
 
 R = TypeVar("R")
 
-IDLE_WAIT_S = 0.2  # a quiet live capture waits this long before checking for stop/close
-BATCH = 4096  # packets read at a time
-DRAIN_MARGIN_S = 0.05
+BATCH = runloop.BATCH  # packets read at a time
 
 
 class RecordStream(Iterator[R], Generic[R]):
@@ -87,7 +86,8 @@ class RecordStream(Iterator[R], Generic[R]):
                     continue
                 self._busy = True
             try:
-                self._step()
+                with runloop.fewer_collections():
+                    self._step()
             except BaseException:
                 self._done = True
                 self._release_now()
@@ -129,33 +129,16 @@ class RecordStream(Iterator[R], Generic[R]):
     # --- one step of the loop (only in the iterating thread)
 
     def _step(self) -> None:
-        cap, engine = self._cap, self._engine
         if self._stop:
-            self._finish(drain=cap.live)
-            return
-        batch = cap.read_raw(self._batch)
-        if batch is None:
+            self._finish(drain=self._cap.live)
+        elif runloop.step(self._cap, self._engine, self._batch) is None:
             self._finish(drain=False)
-        elif len(batch):
-            engine.feed_batch(batch)
-        elif cap.live:
-            cap.wait(IDLE_WAIT_S)
-            engine.tick(time.time_ns())
 
     def _finish(self, drain: bool) -> None:
         cap, engine = self._cap, self._engine
         if drain:
-            time.sleep(self._drain_s + DRAIN_MARGIN_S)
-            for _ in range(1000):  # bounded: a busy link must not keep us here
-                batch = cap.read_raw(self._batch)
-                if batch is None or not len(batch):
-                    break
-                engine.feed_batch(batch)
-        if cap.live:
-            now = time.time_ns()
-        else:
-            now = engine.last_ts if engine.last_ts is not None else 0
-        engine.finish(now)
+            runloop.drain(cap, engine, self._batch, self._drain_s)
+        engine.finish(runloop.final_clock(cap, engine))
         self._done = True
         self._release_now()
 
