@@ -81,7 +81,8 @@ def open_source(
             return open_file(source)
         return open_live(source, snaplen, promisc, timeout_ms, buffer_mb)
     if hasattr(source, "read"):
-        return open_stream(source, getattr(source, "name", None) or "<stream>")
+        name = getattr(source, "name", None)  # a file's path; an int for os.fdopen()
+        return open_stream(source, name if isinstance(name, str) else "<stream>")
     raise UsageError(f"source: {source!r} is not a path, an open binary file or a device name")
 
 
