@@ -419,11 +419,12 @@ def test_all_is_the_public_surface() -> None:
 
 def test_close_and_break_release_the_capture() -> None:
     stream = tcpscope.sessions(SAMPLE, show_all=True)
+    assert repr(stream) == f"RecordStream({str(SAMPLE)!r}, file)"
     first = next(stream)
     assert isinstance(first, tcpscope.Session)
     stream.close()
     assert list(stream) == []
-    assert stream.closed  # released
+    assert stream.closed and repr(stream).endswith(", closed)")  # released
     with tcpscope.sessions(SAMPLE, show_all=True) as inside:
         next(inside)
     assert inside.closed

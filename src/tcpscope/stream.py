@@ -68,6 +68,10 @@ class RecordStream(Iterator[R], Generic[R]):
         """True once the capture is released (the end, close(), or leaving the loop)."""
         return self._released
 
+    def __repr__(self) -> str:
+        state = "closed" if self._released else ("live" if self._cap.live else "file")
+        return f"RecordStream({self._cap.name!r}, {state})"
+
     def __iter__(self) -> RecordStream[R]:
         return self
 
