@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tcpscope import pipeline
 from tcpscope.cli import tcpeek
 from tests.support import frames as f
 from tests.support.flows import BASE_NS, MS, SYN_OPTIONS, Flow, merge
@@ -178,7 +179,7 @@ def test_pending_handshakes_are_bounded_and_the_overflow_is_said(
         flows.append(flow)
     path = tmp_path / "syns.pcap"
     write_pcap(path, merge(*flows))
-    monkeypatch.setattr(tcpeek, "MAX_PENDING", 3)
+    monkeypatch.setattr(pipeline, "MAX_PENDING", 3)
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         assert tcpeek.main(["-q", "--json", "--local", LOCAL, "-r", str(path)]) == 0

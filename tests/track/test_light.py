@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tcpscope import pipeline
 from tcpscope.capture import RawBatch
 from tcpscope.cli import tcpeek
 from tcpscope.decode.columns import columns
@@ -191,7 +192,7 @@ def test_bulk_path_changes_nothing(
 ) -> None:
     argv = [*mode, "-t", "2", "--icmp", "--local", "198.18.0.0/16", "-r", str(mix)]
     monkeypatch.setattr(tcpeek, "READ_BATCH", batch)
-    monkeypatch.setattr(tcpeek, "Engine", CountingEngine)
+    monkeypatch.setattr(pipeline, "Engine", CountingEngine)
     CountingEngine.settled_total = 0
     bulk_out, bulk_err = run(argv)
     if batch > 1:  # one packet a batch leaves nothing to do in bulk

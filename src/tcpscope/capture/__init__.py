@@ -10,7 +10,15 @@ See `source` for the details (non-blocking live handles, timestamps, damaged fil
 
 from tcpscope.capture.interfaces import default_device, interface_addresses
 from tcpscope.capture.libpcap import datalink_description, datalink_name, libpcap_version
-from tcpscope.capture.source import Capture, CaptureStats, Frame, RawBatch, open_file, open_live
+from tcpscope.capture.source import (
+    Capture,
+    CaptureStats,
+    Frame,
+    RawBatch,
+    open_file,
+    open_live,
+    open_stream,
+)
 
 __all__ = [
     "Capture",
@@ -24,4 +32,5 @@ __all__ = [
     "libpcap_version",
     "open_file",
     "open_live",
+    "open_stream",
 ]

@@ -30,7 +30,7 @@ import tempfile
 import threading
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any, NamedTuple
+from typing import Any, BinaryIO, NamedTuple
 
 import pcapy
 
@@ -359,8 +359,8 @@ def _pump(source_fd: int, sink_fd: int) -> None:
         os.close(sink_fd)
 
 
-def _stream_through_pipe(head: bytes) -> _Reader:
-    """libpcap reading `head` and then the rest of standard input, through a pipe.
+def _stream_through_pipe(head: bytes, source_fd: int = 0) -> _Reader:
+    """libpcap reading `head` and then the rest of `source_fd` (standard input), through a pipe.
 
     pcapy holds the GIL while libpcap opens the file, and opening a pipe by its
     /dev/fd name blocks while the pipe has no writer. So the whole header goes
@@ -379,7 +379,9 @@ def _stream_through_pipe(head: bytes) -> _Reader:
         raise
     finally:
         os.close(read_end)  # libpcap opened its own descriptor of the pipe
-    threading.Thread(target=_pump, args=(0, write_end), name="tcpscope-stdin", daemon=True).start()
+    threading.Thread(
+        target=_pump, args=(source_fd, write_end), name="tcpscope-stream", daemon=True
+    ).start()
     return reader
 
 
@@ -450,6 +452,64 @@ def open_file(path: str) -> Capture:
         raise CaptureError(_named(path, message)) from None
     except OSError as exc:
         raise CaptureError(_named(path, exc.strerror or str(exc))) from None
+
+
+def open_stream(stream: BinaryIO, name: str = "<stream>") -> Capture:
+    """Open a capture from an open binary file object.
+
+    A regular file is read by libpcap from its start (it must not have been read
+    from); a pipe or socket is streamed as it comes; an object without a file
+    descriptor (io.BytesIO) is read whole first.
+    """
+    fd = _fileno(stream)
+    try:
+        if fd is not None:
+            mode = os.fstat(fd).st_mode
+            if stat.S_ISREG(mode) and os.lseek(fd, 0, os.SEEK_CUR) == 0:
+                path = f"/proc/self/fd/{fd}"
+                reader = pcapy.open_offline(path)
+                head = _read_head(_peeker(fd))
+                size = _file_snaplen(head) or MAX_SNAPLEN
+                return Capture(reader, name, size, live=False, reopen_path=path)
+            if not stat.S_ISREG(mode):
+                head = _read_head(lambda n: os.read(fd, n))
+                streamed = _file_snaplen(head)
+                if streamed is not None:
+                    return Capture(_stream_through_pipe(head, fd), name, streamed, live=False)
+                return Capture(_open_in_memory(head), name, MAX_SNAPLEN, live=False)
+        data = stream.read()
+        if not isinstance(data, bytes):
+            raise CaptureError(f"{name}: not a binary file (read() gave {type(data).__name__})")
+        return Capture(
+            _open_in_memory(data), name, _file_snaplen(data) or MAX_SNAPLEN, live=False
+        )
+    except pcapy.PcapError as exc:
+        message = str(exc)
+        if message.startswith(("/dev/fd/", "/proc/self/fd/")):
+            message = message.split(": ", 1)[-1]
+        raise CaptureError(_named(name, message)) from None
+    except OSError as exc:
+        raise CaptureError(_named(name, exc.strerror or str(exc))) from None
+
+
+def _peeker(fd: int) -> Callable[[int], bytes]:
+    """read(n) for _read_head on a regular file, leaving its offset alone."""
+    offset = os.lseek(fd, 0, os.SEEK_CUR)
+
+    def peek(n: int) -> bytes:
+        nonlocal offset
+        data = os.pread(fd, n, offset)
+        offset += len(data)
+        return data
+
+    return peek
+
+
+def _fileno(stream: BinaryIO) -> int | None:
+    try:
+        return stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return None  # io.BytesIO and friends: io.UnsupportedOperation is an OSError
 
 
 # --- live devices

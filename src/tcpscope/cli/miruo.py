@@ -8,173 +8,39 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TextIO
 
-from tcpscope.analyze.http import HttpDpi, parse_dpi_mode
+from tcpscope import pipeline
 from tcpscope.analyze.miruo import (
     LiveClose,
     LiveSegment,
-    MiruoAnalyzer,
-    MiruoConfig,
     Record,
     ShownSession,
 )
-from tcpscope.capture import Capture, default_device, open_file, open_live
+from tcpscope.capture import Capture
 from tcpscope.cli import runloop
-from tcpscope.cli.options import answered_info, guarded, number, parse_args
+from tcpscope.cli.miruo_spec import COMMAND, Options
+from tcpscope.cli.options import answered_info, guarded
 from tcpscope.cli.procinfo import CpuMeter, memory_kb
 from tcpscope.cli.shadow import Recorder, ShadowEngine
 from tcpscope.decode.link import linktype_name
 from tcpscope.engine import Engine
-from tcpscope.errors import UsageError
 from tcpscope.output import miruo_json
 from tcpscope.output.miruo_stats import MiruoStatsView, render_stats
 from tcpscope.output.miruo_text import ViewConfig, render_live, render_session
-from tcpscope.paths import EXACT, Mode, Paths, parse_mode, select_paths
-from tcpscope.track.tracker import CLOSE_DUPLICATE, TrackConfig, Tracker
+from tcpscope.paths import EXACT, Paths
+from tcpscope.track.tracker import CLOSE_DUPLICATE
 
 PROG = "miruo"
-LIVE_SNAPLEN = 1522
-# The original used 1000 ms. On Linux, libpcap releases packets a kernel block at
-# a time, at the latest after this timeout: 100 ms keeps the live view current
-# and lets a stop read the last packets without a noticeable wait.
-LIVE_TIMEOUT_MS = 100
-MS = 1_000_000
+LIVE_TIMEOUT_MS = pipeline.MIRUO_TIMEOUT_MS
 READ_BATCH = runloop.BATCH  # packets a read: larger batches measured slower (bench/)
 
-USAGE = """\
-usage: miruo [option] [expression]
-
-  option
-    -h, --help                     # help
-    -V, --version                  # version
-    -i, --interface=dev            # eth0,bond0,any...
-    -f, --file=file                # read file (tcpdump -w; pcap or pcapng; - for stdin)
-    -v, --view-data=NUM            # show NUM segments around each shown one. Default 0
-    -T, --long-connect=time[ms]    # Threshold of connection time for lookup. Default 0ms(off)
-    -t, --long-delay=time[ms]      # Threshold of long delay time for lookup. Default 0ms(off)
-    -r, --retransmit=time[ms]      # Threshold of retransmit time for lookup. Default 1000ms
-    -s, --stat=interval[sec]       # statistics view interval. Default 0sec(off)
-    -S, --syn=[0|1]                # syn retransmit lookup mode. default=1. 0=ignore 1=lookup
-    -R, --rst=[0|1|2]              # rst lookup mode. default=1. 0=ignore 1=not after FIN 2=all
-    -F, --fragment=[0|1]           # ip fragment lookup. default=1
-    -C, --color=[0|1]              # color 0=off 1=on (default: on for a terminal, NO_COLOR off)
-    -L, --session-limit=NUM        # active session limit. Default 1024 (0=unlimited)
-    -l, --segment-limit=NUM        # active segment limit. Default 65536 (0=unlimited)
-    -m, --dpi-mode=mode            # deep packet inspection mode: tcp, http[:REQHDR,..[:RESHDR,..]]
-    -q, --quiet                    # narrow lines; -qq also hides duplicate-connection errors
-        --all                      # all session lookup
-        --live                     # live mode (all segment lookup)
-        --json                     # JSON Lines on stdout instead of text (docs/json.md)
-
-  expression: a tcpdump filter expression
-"""
-
-SHORT = "hVi:f:v:T:t:r:s:S:R:F:C:L:l:m:q"
-LONG = [
-    "help",
-    "version",
-    "interface=",
-    "file=",
-    "view-data=",
-    "long-connect=",
-    "long-delay=",
-    "retransmit=",
-    "stat=",
-    "stat-interval=",
-    "syn=",
-    "rst=",
-    "fragment=",
-    "flagment=",
-    "color=",
-    "colour=",
-    "session-limit=",
-    "limit-session=",
-    "segment-limit=",
-    "limit-segment=",
-    "dpi-mode=",
-    "quiet",
-    "qiute",
-    "all",
-    "live",
-    "json",
-    "paths=",  # hidden: exact, bulk or shadow (tcpscope.paths); for tests
-]
-
-
-@dataclass(frozen=True)
-class Options:
-    interface: str | None = None
-    file: str | None = None
-    view_data: int = 0
-    long_connect_ms: int = 0
-    long_delay_ms: int = 0
-    retransmit_ms: int = 1000
-    stat_interval: int = 0
-    syn: bool = True
-    rst_mode: int = 1
-    fragment: bool = True
-    colour: bool | None = None  # None: decide from the terminal
-    session_limit: int = 1024
-    segment_limit: int = 65536
-    dpi: HttpDpi | None = None
-    quiet: int = 0
-    show_all: bool = False
-    live: bool = False
-    json: bool = False
-    expression: str = ""
-    paths: Mode = "bulk"
-    action: str = "run"  # or "help", "version"
+USAGE = COMMAND.usage()
 
 
 def parse_options(argv: list[str]) -> Options:
-    opts, rest = parse_args(argv, SHORT, LONG)
-    values: dict[str, object] = {}
-    quiet = 0
-    for name, value in opts:
-        if name in ("-h", "--help"):
-            return Options(action="help")
-        if name in ("-V", "--version"):
-            return Options(action="version")
-        if name in ("-i", "--interface"):
-            values["interface"] = value
-        elif name in ("-f", "--file"):
-            values["file"] = value
-        elif name in ("-v", "--view-data"):
-            values["view_data"] = number(value, name)
-        elif name in ("-T", "--long-connect"):
-            values["long_connect_ms"] = number(value, name)
-        elif name in ("-t", "--long-delay"):
-            values["long_delay_ms"] = number(value, name)
-        elif name in ("-r", "--retransmit"):
-            values["retransmit_ms"] = number(value, name)
-        elif name in ("-s", "--stat", "--stat-interval"):
-            values["stat_interval"] = number(value, name)
-        elif name in ("-S", "--syn"):
-            values["syn"] = bool(number(value, name, 0, 1))
-        elif name in ("-R", "--rst"):
-            values["rst_mode"] = number(value, name, 0, 2)
-        elif name in ("-F", "--fragment", "--flagment"):
-            values["fragment"] = bool(number(value, name, 0, 1))
-        elif name in ("-C", "--color", "--colour"):
-            values["colour"] = bool(number(value, name, 0, 1))
-        elif name in ("-L", "--session-limit", "--limit-session"):
-            values["session_limit"] = number(value, name)
-        elif name in ("-l", "--segment-limit", "--limit-segment"):
-            values["segment_limit"] = number(value, name)
-        elif name in ("-m", "--dpi-mode"):
-            values["dpi"] = parse_dpi_mode(value)
-        elif name in ("-q", "--quiet", "--qiute"):
-            quiet += 1
-        elif name == "--all":
-            values["show_all"] = True
-        elif name == "--live":
-            values["live"] = True
-        elif name == "--json":
-            values["json"] = True
-        elif name == "--paths":
-            values["paths"] = parse_mode(value)
-    if values.get("file") is not None and values.get("interface") is not None:
-        raise UsageError("give -i or -f, not both")
-    return Options(quiet=quiet, expression=" ".join(rest), **values)  # type: ignore[arg-type]
+    parsed = COMMAND.parse(argv)
+    if parsed.action != "run":
+        return Options(action=parsed.action)
+    return Options(expression=" ".join(parsed.operands), **parsed.values)
 
 
 @dataclass(frozen=True)
@@ -197,32 +63,13 @@ class Miruo:
         self.view = ViewConfig(
             quiet=options.quiet > 0, colour=colour, fragment_column=options.fragment
         )
-        self.analyzer = MiruoAnalyzer(
-            MiruoConfig(
-                long_connect_ns=options.long_connect_ms * MS,
-                long_delay_ns=options.long_delay_ms * MS,
-                rst_mode=options.rst_mode,
-                fragment=options.fragment,
-                show_all=options.show_all,
-                live=options.live,
-                context=options.view_data,
-                dpi=options.dpi,
-            ),
-            self.emit,
-        )
-        self.tracker = Tracker(
-            TrackConfig(
-                session_limit=options.session_limit,
-                segment_limit=options.segment_limit,
-                retransmit_ns=options.retransmit_ms * MS,
-                syn_retransmit=options.syn,
-                context=options.view_data,
-            ),
-            self.analyzer,
-        )
+        parts = pipeline.miruo_parts(options, self.emit)
+        self.analyzer = parts.analyzer
+        self.tracker = parts.tracker
+        self.parts = parts
 
     def engine(self, linktype: int, paths: Paths) -> Engine:
-        return Engine(linktype, self.tracker, paths=paths)
+        return pipeline.miruo_engine(self.parts, linktype, paths)
 
     def emit(self, rec: Record) -> None:
         opts = self.options
@@ -305,15 +152,8 @@ class Figures:
         self._memo.clear()
 
 
-def open_capture(options: Options) -> Capture:
-    if options.file is not None:
-        return open_file(options.file)
-    device = options.interface or default_device()
-    return open_live(device, LIVE_SNAPLEN, True, LIVE_TIMEOUT_MS)
-
-
 def run(options: Options, out: TextIO, err: TextIO) -> int:
-    cap = open_capture(options)
+    cap = pipeline.miruo_capture(options)
     try:
         if options.expression:
             cap.set_filter(options.expression)
@@ -324,12 +164,12 @@ def run(options: Options, out: TextIO, err: TextIO) -> int:
         driver: Engine | ShadowEngine
         if options.paths == "shadow":
             streams = [(Recorder(out), Recorder()), (Recorder(err), Recorder())]
-            for side, paths in enumerate((select_paths("miruo", "bulk"), EXACT)):
+            for side, paths in enumerate((pipeline.miruo_paths(options, "bulk"), EXACT)):
                 one = Miruo(options, streams[0][side], streams[1][side], colour)
                 analyses.append((one, one.engine(cap.linktype, paths)))
         else:
             one = Miruo(options, out, err, colour)
-            analyses.append((one, one.engine(cap.linktype, select_paths("miruo", options.paths))))
+            analyses.append((one, one.engine(cap.linktype, pipeline.miruo_paths(options))))
             driver = analyses[0][1]
         first_engine = analyses[0][1]
         name, description = linktype_name(cap.linktype)

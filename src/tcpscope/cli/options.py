@@ -1,8 +1,10 @@
-"""Command-line helpers shared by the commands: GNU-style option parsing and numbers."""
+"""Command-line helpers shared by the commands: numbers, errors, -h and -V.
+
+The options themselves are tables (optspec.py and the commands' *_spec.py).
+"""
 
 from __future__ import annotations
 
-import getopt
 import os
 import re
 import sys
@@ -14,16 +16,6 @@ from tcpscope.capture.libpcap import libpcap_version
 from tcpscope.errors import TcpscopeError, UsageError
 
 _NUMBER = re.compile(r"[+-]?[0-9]+\Z")
-
-
-def parse_args(
-    argv: list[str], short: str, long: list[str]
-) -> tuple[list[tuple[str, str]], list[str]]:
-    """`-x V`, `-xV`, `--long=V`, `--long V`; options may follow operands."""
-    try:
-        return getopt.gnu_getopt(argv, short, long)
-    except getopt.GetoptError as err:
-        raise UsageError(str(err)) from None
 
 
 def number(text: str, option: str, lo: int = 0, hi: int | None = None) -> int:

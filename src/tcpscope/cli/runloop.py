@@ -4,12 +4,13 @@ the clock moving while a live interface is quiet, stop at once on a signal.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import signal
 import stat
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import Any, Protocol
 
@@ -87,13 +88,19 @@ def run(
     `drain_s`: the capture's read timeout, how long packets may wait in the kernel.
     `batch_size`: packets read at a time.
     """
+    with fewer_collections():
+        return _loop(cap, engine, stop, after_batch, drain_s, batch_size)
+
+
+@contextlib.contextmanager
+def fewer_collections() -> Iterator[None]:
+    """The tracker holds hundreds of thousands of small acyclic records; at the
+    default thresholds the cyclic collector keeps rescanning them (~20 % of run
+    time). Collect young objects far less often while the engine works."""
     previous_thresholds = gc.get_threshold()
-    # The tracker holds hundreds of thousands of small acyclic records; at the
-    # default thresholds the cyclic collector keeps rescanning them (~20 % of run
-    # time). Collect young objects far less often while the loop runs.
     gc.set_threshold(GC_THRESHOLD, *previous_thresholds[1:])
     try:
-        return _loop(cap, engine, stop, after_batch, drain_s, batch_size)
+        yield
     finally:
         gc.set_threshold(*previous_thresholds)
 
@@ -106,30 +113,44 @@ def _loop(
     drain_s: float,
     batch_size: int,
 ) -> int:
-    now = 0
     size = STREAM_BATCH if cap.name == "-" and not _stdin_is_file() else batch_size
     while not stop.requested:
-        batch = cap.read_raw(size)
-        if batch is None:
+        now = step(cap, engine, size)
+        if now is None:
             break
-        if len(batch):
-            engine.feed_batch(batch)
-            now = wall_ns() if cap.live else (engine.last_ts or 0)
-        elif cap.live:
-            cap.wait(IDLE_WAIT_S)
-            now = wall_ns()
-            engine.tick(now)
         after_batch(now)
     if cap.live and stop.requested:
-        _drain(cap, engine, size, drain_s)
+        drain(cap, engine, size, drain_s)
+    return final_clock(cap, engine)
+
+
+def step(cap: Capture, engine: Feeder, size: int) -> int | None:
+    """One turn of the loop: a batch read and fed, or, on a quiet live capture, a
+    short wait and a tick. The clock after it (None at the end of a file): the
+    packets' time for a file, wall time live. tcpscope.stream turns the same
+    steps one `next()` at a time."""
+    batch = cap.read_raw(size)
+    if batch is None:
+        return None
+    if len(batch):
+        engine.feed_batch(batch)
+        return wall_ns() if cap.live else (engine.last_ts or 0)
     if cap.live:
+        cap.wait(IDLE_WAIT_S)
         now = wall_ns()
-    elif engine.last_ts is not None:
-        now = engine.last_ts
-    return now
+        engine.tick(now)
+        return now
+    return engine.last_ts or 0
 
 
-def _drain(cap: Capture, engine: Feeder, size: int, drain_s: float) -> None:
+def final_clock(cap: Capture, engine: Feeder) -> int:
+    """The clock the run ends on (what engine.finish() is given)."""
+    if cap.live:
+        return wall_ns()
+    return engine.last_ts if engine.last_ts is not None else 0
+
+
+def drain(cap: Capture, engine: Feeder, size: int, drain_s: float) -> None:
     """Read what the kernel still held when the stop came (bounded by `drain_s`)."""
     time.sleep(drain_s + DRAIN_MARGIN_S)
     for _ in range(1000):  # bounded: a busy link must not keep us here

@@ -2,184 +2,43 @@
 
 from __future__ import annotations
 
-import ipaddress
-import json
 import logging
 import sys
 from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import TextIO
 
+from tcpscope import pipeline
 from tcpscope.analyze.tcpeek import Handshake, LocalAddresses, TcpeekAnalyzer
 from tcpscope.analyze.tcpeek_counters import Counters
 from tcpscope.analyze.tcpeek_filters import FilterSet
-from tcpscope.capture import Capture, default_device, interface_addresses, open_file, open_live
 from tcpscope.cli import runloop
-from tcpscope.cli.logsetup import NOTICE, parse_level, setup_logging
-from tcpscope.cli.options import answered_info, guarded, number, parse_args
+from tcpscope.cli.logsetup import NOTICE, setup_logging
+from tcpscope.cli.options import answered_info, guarded
 from tcpscope.cli.privileges import drop_privileges, resolve_user
 from tcpscope.cli.shadow import Recorder, ShadowEngine
-from tcpscope.decode.link import EN10MB, linktype_name
+from tcpscope.cli.tcpeek_spec import COMMAND, Options
+from tcpscope.decode.link import linktype_name
 from tcpscope.engine import Engine
-from tcpscope.errors import TcpscopeError, UsageError
-from tcpscope.output import tcpeek_text
-from tcpscope.output.miruo_json import epoch, plain_address
+from tcpscope.output import tcpeek_json, tcpeek_text
 from tcpscope.output.stats_json import make_provider
-from tcpscope.paths import EXACT, Mode, Paths, parse_mode, select_paths
+from tcpscope.paths import EXACT, Paths
 from tcpscope.server.statsock import DEFAULT_SOCKET_PATH, StatsServer
-from tcpscope.track.tracker import SECOND, TrackConfig, Tracker
+from tcpscope.track.tracker import Tracker
 
 PROG = "tcpeek"
-SNAPLEN = 138
-READ_TIMEOUT_MS = 1
-# Handshakes followed at once. A SYN flood must not take all memory: past this,
-# new SYNs are not followed, and how many were not is logged at exit.
-MAX_PENDING = 1_000_000
+READ_TIMEOUT_MS = pipeline.TCPEEK_TIMEOUT_MS
 # Packets read at a time. Most of tcpeek's work is per batch (numpy, track.light),
 # so larger batches than miruo's pay: 8192 measured ~10 % faster than 4096 on
 # both bench files, 16384 no better.
 READ_BATCH = 8192
-SCHEMA = 1
-# Only what a handshake verdict can use. On Ethernet, VLAN-tagged frames need their
-# own branch: plain "tcp" looks at the untagged offsets.
-CAPTURE_FILTER = "tcp or icmp or icmp6"
-ETHERNET_FILTER = f"{CAPTURE_FILTER} or (vlan and ({CAPTURE_FILTER}))"
-
-USAGE = """\
-usage: tcpeek [option]... [expression]...
-  option:
-    -u --user=uid         # drop privileges to this user after opening the capture
-    -i --interface=dev    # capture device (e.g. eth0)
-    -r --read=file        # read a capture file (pcap/pcapng) instead of a device
-    -U --socket=path      # statistics socket (default: /var/run/tcpeek/tcpeek.sock)
-    -c --checksum=[0|1|2] # drop bad checksums: 0=none 1=IP(+ICMP) 2=IP+TCP (default: 0)
-    -t --timeout=sec      # handshake timeout (default: 60)
-    -B --buffer=MB        # capture buffer size (default: 2)
-    -l --loglevel=LEVEL   # syslog level name (default: LOG_NOTICE)
-    -q --quiet            # no per-session lines
-       --promisc          # promiscuous mode
-       --icmp             # interpret ICMP/ICMPv6 destination unreachable
-       --local=ADDR[/LEN] # this host's address or network (repeatable; needed with -r, -i any)
-       --json             # one JSON object per finished handshake on stdout (docs/json.md)
-    -h --help             # this help
-    -v --version          # version
-  expression:
-    [filter]:dir@addr[/prefix]:port[:port...][,...]   ('%' = '*'; IPv6 as [addr/prefix])
-  example)
-    tcpeek -i eth0 filter:RX@%:80:443
-    tcpeek -i eth0 filter:TX@192.168.0.0/24:%
-    tcpeek -i eth0 web6:RX@[2001:db8::/32]:443 :RX@*:22
-"""
-
-SHORT = "u:i:r:U:c:t:B:l:qhv"
-LONG = [
-    "user=",
-    "interface=",
-    "read=",
-    "file=",
-    "socket=",
-    "checksum=",
-    "timeout=",
-    "buffer=",
-    "loglevel=",
-    "quiet",
-    "promisc",
-    "icmp",
-    "local=",
-    "json",
-    "paths=",  # hidden: exact, bulk or shadow (tcpscope.paths); for tests
-    "help",
-    "version",
-]
-
-
-@dataclass(frozen=True)
-class Options:
-    user: str | None = None
-    interface: str | None = None
-    file: str | None = None
-    socket: str | None = None  # None: the default path for live capture, none for files
-    checksum: int = 0
-    timeout: int = 60
-    buffer_mb: int = 2
-    loglevel: int = 25
-    quiet: bool = False
-    promisc: bool = False
-    icmp: bool = False
-    local: tuple[str, ...] = ()
-    json: bool = False
-    filters: tuple[str, ...] = ()
-    paths: Mode = "bulk"
-    action: str = "run"
+USAGE = COMMAND.usage()
 
 
 def parse_options(argv: list[str]) -> Options:
-    opts, rest = parse_args(argv, SHORT, LONG)
-    values: dict[str, Any] = {}
-    local: list[str] = []
-    for name, value in opts:
-        if name in ("-h", "--help"):
-            return Options(action="help")
-        if name in ("-v", "--version"):
-            return Options(action="version")
-        if name in ("-u", "--user"):
-            values["user"] = value
-        elif name in ("-i", "--interface"):
-            values["interface"] = value
-        elif name in ("-r", "--read", "--file"):
-            values["file"] = value
-        elif name in ("-U", "--socket"):
-            values["socket"] = value
-        elif name in ("-c", "--checksum"):
-            values["checksum"] = number(value, name, 0, 2)
-        elif name in ("-t", "--timeout"):
-            values["timeout"] = number(value, name, 1)
-        elif name in ("-B", "--buffer"):
-            values["buffer_mb"] = number(value, name, 1)
-        elif name in ("-l", "--loglevel"):
-            values["loglevel"] = parse_level(value)
-        elif name in ("-q", "--quiet"):
-            values["quiet"] = True
-        elif name == "--promisc":
-            values["promisc"] = True
-        elif name == "--icmp":
-            values["icmp"] = True
-        elif name == "--local":
-            local.append(_network_text(value))
-        elif name == "--json":
-            values["json"] = True
-        elif name == "--paths":
-            values["paths"] = parse_mode(value)
-    if values.get("file") is not None and values.get("interface") is not None:
-        raise UsageError("give -i or -r, not both")
-    return Options(local=tuple(local), filters=tuple(rest), **values)
-
-
-def _network_text(text: str) -> str:
-    try:
-        ipaddress.ip_network(text.strip("[]"), strict=False)
-    except ValueError:
-        raise UsageError(f"--local: '{text}' is not an address or network") from None
-    return text.strip("[]")
-
-
-def handshake_object(hs: Handshake) -> dict[str, Any]:
-    return {
-        "type": "handshake",
-        "schema": SCHEMA,
-        "client": plain_address(hs.client),
-        "client_port": hs.client_port,
-        "server": plain_address(hs.server),
-        "server_port": hs.server_port,
-        "start": epoch(hs.start),
-        "end": epoch(hs.end),
-        "result": hs.result,
-        "icmp": None if hs.icmp is None else {"type": hs.icmp[0], "code": hs.icmp[1]},
-        "rtt": None if hs.rtt is None else round(hs.rtt / 1e9, 6),
-        "dupsyn": hs.dupsyn,
-        "dupsynack": hs.dupsynack,
-        "direction": hs.direction,
-        "filters": list(hs.filters),
-    }
+    parsed = COMMAND.parse(argv)
+    if parsed.action != "run":
+        return Options(action=parsed.action)
+    return Options(filters=tuple(parsed.operands), **parsed.values)
 
 
 class Reporter:
@@ -192,7 +51,7 @@ class Reporter:
 
     def __call__(self, hs: Handshake) -> None:
         if self.options.json:
-            self.out.write(json.dumps(handshake_object(hs), separators=(",", ":")) + "\n")
+            self.out.write(tcpeek_json.dumps(tcpeek_json.handshake_object(hs)) + "\n")
         if not self.options.quiet:
             elapsed = hs.rtt if hs.rtt is not None else hs.end - hs.start
             self.err.write(
@@ -209,17 +68,6 @@ class Reporter:
                 )
                 + "\n"
             )
-
-
-def local_networks(options: Options, cap: Capture) -> LocalAddresses:
-    if options.local:
-        return LocalAddresses.parse(options.local)
-    if not cap.live or cap.name == "any":
-        raise UsageError("--local ADDR[/PREFIX] is required with -r and with -i any")
-    addresses = interface_addresses(cap.name)
-    if not addresses:
-        raise TcpscopeError(f"{cap.name} has no IPv4 or IPv6 address: name them with --local")
-    return LocalAddresses.parse(addresses)
 
 
 @dataclass
@@ -242,43 +90,18 @@ def analysis(
     out: TextIO,
     err: TextIO,
 ) -> Analysis:
-    counters = Counters(filters.names)
     reporter = Reporter(options, out, err) if options.json or not options.quiet else None
-    analyzer = TcpeekAnalyzer(
-        local,
-        filters,
-        counters,
-        reporter,
-        icmp=options.icmp,
-        remember_ns=options.timeout * SECOND,
-    )
-    tracker = Tracker(
-        TrackConfig(
-            session_limit=MAX_PENDING,
-            segment_limit=0,
-            retransmit_ns=0,
-            syn_retransmit=True,
-            hold_data=False,
-            half_open_timeout_ns=options.timeout * SECOND,
-        ),
-        analyzer,
-    )
-    analyzer.tracker = tracker
-    engine = Engine(linktype, tracker, checksum_level=options.checksum, paths=paths, judge=analyzer)
-    return Analysis(counters, analyzer, tracker, engine, err)
+    parts = pipeline.tcpeek_parts(options, local, filters, linktype, paths, reporter)
+    return Analysis(parts.counters, parts.analyzer, parts.tracker, parts.engine, err)
 
 
 def run(options: Options, out: TextIO, err: TextIO, log: logging.Logger) -> int:
     filters = FilterSet.parse(options.filters)
-    if options.file is not None:
-        cap = open_file(options.file)
-    else:
-        device = options.interface or default_device()
-        cap = open_live(device, SNAPLEN, options.promisc, READ_TIMEOUT_MS, options.buffer_mb)
+    cap = pipeline.tcpeek_capture(options)
     server: StatsServer | None = None
     try:
-        local = local_networks(options, cap)
-        bulk_paths = select_paths("tcpeek", "bulk", options.checksum)
+        local = pipeline.local_networks(options, cap)
+        bulk_paths = pipeline.tcpeek_paths(options, "bulk")
         runs: list[Analysis] = []
         driver: Engine | ShadowEngine
         if options.paths == "shadow":
@@ -292,12 +115,12 @@ def run(options: Options, out: TextIO, err: TextIO, log: logging.Logger) -> int:
                 )  # fmt: skip
             driver = ShadowEngine(runs[0].engine, runs[1].engine, streams)
         else:
-            paths = bulk_paths if options.paths == "bulk" else EXACT
+            paths = pipeline.tcpeek_paths(options)
             runs.append(analysis(options, local, filters, cap.linktype, paths, out, err))
             driver = runs[0].engine
         main_run = runs[0]
         engine, tracker = main_run.engine, main_run.tracker
-        cap.set_filter(ETHERNET_FILTER if cap.linktype == EN10MB else CAPTURE_FILTER)
+        pipeline.tcpeek_filter(cap)
         user = resolve_user(options.user) if options.user is not None else None
         socket_path = options.socket or (DEFAULT_SOCKET_PATH if cap.live else None)
         if socket_path is not None:
@@ -343,7 +166,7 @@ def run(options: Options, out: TextIO, err: TextIO, log: logging.Logger) -> int:
             log.warning(
                 "%d handshakes not followed: more than %d were pending at once",
                 tracker.stats.dropped_sessions,
-                MAX_PENDING,
+                pipeline.MAX_PENDING,
             )
         publish()
         first = started if cap.live else (engine.first_ts if engine.first_ts is not None else now)

@@ -16,13 +16,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from typing import NoReturn, TextIO
+from typing import TextIO
 
 from tcpscope import __version__
+from tcpscope.cli.tcpeekstat_spec import COMMAND, DEFAULT_SOCKET
 from tcpscope.errors import TcpscopeError, UsageError
 
 PROG = "tcpeekstat"
-DEFAULT_SOCKET = "/var/run/tcpeek/tcpeek.sock"
 TIMEOUT = 10.0  # seconds for the whole exchange with the server
 MAX_ANSWER = 16 * 1024 * 1024
 GMETRIC_ITEMS = ("reject", "timeout", "dupsyn", "dupsynack")
@@ -37,37 +37,12 @@ class StatError(TcpscopeError):
     """Anything that ends tcpeekstat with a one-line message."""
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise UsageError(message)
+USAGE = COMMAND.usage()
 
 
-def _parser() -> _Parser:
-    parser = _Parser(
-        prog=PROG,
-        add_help=False,
-        description="Read the statistics of a running tcpeek from its UNIX socket.",
-    )
-    mode = parser.add_mutually_exclusive_group()
-    mode.add_argument(
-        "-g",
-        "--gmetric",
-        nargs="?",
-        const="gmetric",
-        default=None,
-        metavar="PATH",
-        help="REFRESH and send the changes to gmetric (found in PATH unless given)",
-    )
-    mode.add_argument("-j", "--json", action="store_true", help="print the JSON on one line")
-    parser.add_argument(
-        "-U",
-        "--socket",
-        default=DEFAULT_SOCKET,
-        metavar="PATH",
-        help=f"tcpeek's statistics socket (default: {DEFAULT_SOCKET})",
-    )
-    parser.add_argument("-v", "--version", action="store_true", help="print the version")
-    parser.add_argument("-h", "--help", action="store_true", help="print this help")
+def _parser() -> argparse.ArgumentParser:
+    parser = COMMAND.argparser()
+    parser.set_defaults(socket=DEFAULT_SOCKET)
     return parser
 
 
@@ -208,15 +183,17 @@ def main(
 ) -> int:
     out = stdout if stdout is not None else sys.stdout
     err = stderr if stderr is not None else sys.stderr
-    parser = _parser()
     try:
-        args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+        args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
+        COMMAND.check_exclusive(
+            {dest: COMMAND.spelling(dest) for dest in ("gmetric", "json") if getattr(args, dest)}
+        )
     except UsageError as usage:
-        err.write(parser.format_usage())
+        err.write(USAGE)
         err.write(f"{PROG}: {usage}\n")
         return 1
     if args.help:
-        out.write(parser.format_help())
+        out.write(USAGE)
         return 0
     if args.version:
         out.write(f"{PROG} (tcpscope) {__version__}\n")

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import socket
-from typing import Any
+from typing import Any, cast
 
+from tcpscope import records
 from tcpscope.analyze import marks as mk
 from tcpscope.analyze.miruo import ShownSession
 from tcpscope.decode.options import format_options
@@ -15,7 +16,7 @@ from tcpscope.output.miruo_text import flag_text
 from tcpscope.track import states as st
 from tcpscope.track.session import HS_ACK, HS_RST, HS_SYNACK, Session
 
-SCHEMA = 1
+SCHEMA = records.SCHEMA
 
 _MARK_NAMES = (
     (mk.M_SYN, "syn"),
@@ -46,7 +47,7 @@ def epoch(ts_ns: int) -> float:
     return round(ts_ns / 1e9, 6)
 
 
-def handshake_of(sess: Session) -> str:
+def handshake_of(sess: Session) -> records.HandshakeState:
     hs = sess.handshake
     if hs & HS_SYNACK and hs & HS_ACK:
         return "complete"
@@ -57,60 +58,62 @@ def handshake_of(sess: Session) -> str:
     return "incomplete"
 
 
-def _segment(seg: Segment, sess: Session) -> dict[str, Any]:
-    obj: dict[str, Any] = {
-        "n": seg.num,
-        "time": epoch(seg.ts),
-        "dir": "c2s" if seg.dir == 0 else "s2c",
-        "flags": flag_text(seg.flags),
-        "seq": seg.seq,
-        "ack": seg.ack,
-        "length": seg.wire_len,
-        "payload": seg.payload_len,
-        "client_state": st.STATE_NAMES[seg.cstate],
-        "server_state": st.STATE_NAMES[seg.sstate],
-        "fragment": bool(seg.fragment),
-        "options": format_options(seg.options),
-        "marks": [name for bit, name in _MARK_NAMES if seg.marks & bit],
-    }
-    if seg.num in sess.dpi:
-        obj["dpi"] = sess.dpi[seg.num]
-    return obj
+def _segment(seg: Segment, sess: Session) -> records.ShownSegment:
+    dpi = sess.dpi.get(seg.num)
+    return records.ShownSegment(
+        n=seg.num,
+        time=epoch(seg.ts),
+        dir="c2s" if seg.dir == 0 else "s2c",
+        flags=flag_text(seg.flags),
+        seq=seg.seq,
+        ack=seg.ack,
+        length=seg.wire_len,
+        payload=seg.payload_len,
+        client_state=st.STATE_NAMES[seg.cstate],
+        server_state=st.STATE_NAMES[seg.sstate],
+        fragment=bool(seg.fragment),
+        options=format_options(seg.options),
+        marks=tuple(name for bit, name in _MARK_NAMES if seg.marks & bit),
+        dpi=None if dpi is None else tuple(dpi),
+    )
 
 
-def session_object(rec: ShownSession) -> dict[str, Any]:
+def session_record(rec: ShownSession) -> records.Session:
+    """The public record of a shown session (what --json writes)."""
     sess = rec.session
     rst = None
     if sess.rst_from is not None:
-        rst = {
-            "from": "client" if sess.rst_from == 0 else "server",
-            "during_close": sess.rst_during_close,
-        }
-    return {
-        "type": "session",
-        "schema": SCHEMA,
-        "id": sess.id,
-        "client": plain_address(sess.client),
-        "client_port": sess.cport,
-        "server": plain_address(sess.server),
-        "server_port": sess.sport,
-        "start": epoch(sess.first_ts),
-        "end": epoch(sess.last_ts),
-        "segments": sess.nsegs,
-        "bytes": sess.nbytes,
-        "handshake": handshake_of(sess),
-        "syn_retransmits": sess.syn_dups,
-        "synack_retransmits": sess.synack_dups,
-        "retransmits": sess.retransmits,
-        "rst": rst,
-        "fragments": sess.fragments,
-        "long_delays": sess.long_delays,
-        "client_state": st.STATE_NAMES[sess.cstate],
-        "server_state": st.STATE_NAMES[sess.sstate],
-        "close": rec.close,
-        "reasons": mk.reason_names(sess.reasons),
-        "segments_shown": [_segment(seg, sess) for seg in rec.segments],
-    }
+        rst = records.Rst(
+            from_="client" if sess.rst_from == 0 else "server",
+            during_close=sess.rst_during_close,
+        )
+    return records.Session(
+        id=sess.id,
+        client=plain_address(sess.client),
+        client_port=sess.cport,
+        server=plain_address(sess.server),
+        server_port=sess.sport,
+        start=epoch(sess.first_ts),
+        end=epoch(sess.last_ts),
+        segments=sess.nsegs,
+        bytes=sess.nbytes,
+        handshake=handshake_of(sess),
+        syn_retransmits=sess.syn_dups,
+        synack_retransmits=sess.synack_dups,
+        retransmits=sess.retransmits,
+        rst=rst,
+        fragments=sess.fragments,
+        long_delays=sess.long_delays,
+        client_state=st.STATE_NAMES[sess.cstate],
+        server_state=st.STATE_NAMES[sess.sstate],
+        close=cast(records.CloseReason, rec.close),
+        reasons=tuple(mk.reason_names(sess.reasons)),
+        segments_shown=tuple(_segment(seg, sess) for seg in rec.segments),
+    )
+
+
+def session_object(rec: ShownSession) -> dict[str, Any]:
+    return records.json_object(session_record(rec))
 
 
 def stats_object(view: MiruoStatsView) -> dict[str, Any]:

@@ -1,0 +1,152 @@
+"""The public records: what `tcpscope.sessions()` and `tcpscope.handshakes()`
+yield, and what `miruo --json` and `tcpeek --json` write (docs/json.md).
+
+One definition for both: a record's fields are the JSON object's keys, in the
+same order and with the same meaning; `json_object()` is the only translation
+(tuples become lists, a `None` marked `omit_none` is left out, `from_` is
+written `from`). Times are epoch seconds (floats, microsecond precision) and
+addresses plain text, as in the JSON.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar, Literal
+
+SCHEMA = 1
+
+Side = Literal["client", "server"]
+HandshakeState = Literal["complete", "reset", "unanswered", "incomplete"]
+CloseReason = Literal["fin", "rst", "timeout", "duplicate", "end_of_capture"]
+Direction = Literal["c2s", "s2c"]
+Result = Literal["success", "reject", "timeout", "unreach"]
+LocalDirection = Literal["RX", "TX"]
+
+# The values of the enumerations, in a fixed order (the DataFrames' categories).
+HANDSHAKE_STATES: tuple[str, ...] = ("complete", "reset", "unanswered", "incomplete")
+CLOSE_REASONS: tuple[str, ...] = ("fin", "rst", "timeout", "duplicate", "end_of_capture")
+RESULTS: tuple[str, ...] = ("success", "reject", "timeout", "unreach")
+DIRECTIONS: tuple[str, ...] = ("RX", "TX")
+
+_OMIT_NONE = {"omit_none": True}
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Rst:
+    """Who sent the session's RST, and whether it came during the close."""
+
+    from_: Side  # "from" in JSON
+    during_close: bool
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ShownSegment:
+    """One segment the text view would print."""
+
+    n: int  # number in the session, 0 = the SYN
+    time: float
+    dir: Direction
+    flags: str  # "UAPRSF", "-" where unset
+    seq: int
+    ack: int
+    length: int  # frame length on the wire
+    payload: int  # TCP payload length
+    client_state: str
+    server_state: str
+    fragment: bool
+    options: str  # TCP options as the text view prints them
+    marks: tuple[str, ...]
+    dpi: tuple[str, ...] | None = dataclasses.field(default=None, metadata=_OMIT_NONE)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Session:
+    """One shown session of miruo (every session with show_all)."""
+
+    TYPE: ClassVar[str] = "session"
+
+    id: int
+    client: str
+    client_port: int
+    server: str
+    server_port: int
+    start: float
+    end: float
+    segments: int
+    bytes: int
+    handshake: HandshakeState
+    syn_retransmits: int
+    synack_retransmits: int
+    retransmits: int
+    rst: Rst | None
+    fragments: int
+    long_delays: int
+    client_state: str
+    server_state: str
+    close: CloseReason
+    reasons: tuple[str, ...]
+    segments_shown: tuple[ShownSegment, ...]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Icmp:
+    """The ICMP or ICMPv6 error that made a handshake unreachable."""
+
+    type: int
+    code: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Handshake:
+    """One judged handshake of tcpeek."""
+
+    TYPE: ClassVar[str] = "handshake"
+
+    client: str
+    client_port: int
+    server: str
+    server_port: int
+    start: float
+    end: float
+    result: Result
+    icmp: Icmp | None
+    rtt: float | None  # seconds, for success
+    dupsyn: int
+    dupsynack: int
+    direction: LocalDirection
+    filters: tuple[str, ...]
+
+
+def _layout(cls: type) -> tuple[tuple[str, str, bool], ...]:
+    """(attribute, JSON key, omit when None) per field of a record class."""
+    return tuple(
+        (f.name, f.name.rstrip("_"), bool(f.metadata.get("omit_none")))
+        for f in dataclasses.fields(cls)
+    )
+
+
+# Worked out once, at import: the output path then only reads it.
+_LAYOUTS = {cls: _layout(cls) for cls in (Rst, ShownSegment, Session, Icmp, Handshake)}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return [_plain(item) for item in value]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _fields(value)
+    return value
+
+
+def _fields(record: Any) -> dict[str, Any]:
+    obj: dict[str, Any] = {}
+    for name, key, omit_none in _LAYOUTS[type(record)]:
+        value = getattr(record, name)
+        if value is None and omit_none:
+            continue
+        obj[key] = _plain(value)
+    return obj
+
+
+def json_object(record: Session | Handshake) -> dict[str, Any]:
+    """The record as its --json object: `type`, `schema`, then its fields."""
+    return {"type": record.TYPE, "schema": SCHEMA, **_fields(record)}
