@@ -109,7 +109,12 @@ def test_fidelity_capture_in_shadow() -> None:
 @pytest.fixture(scope="module")
 def bench_captures(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("bench")
-    captures = {}
+    captures = {"flood": folder / "flood.pcap"}
+    subprocess.run(
+        [sys.executable, str(REPO / "bench" / "synflood.py"), "--packets", "100000",
+         "-o", str(captures["flood"])],
+        check=True, capture_output=True,
+    )  # fmt: skip
     for name, sessions in (("s2k", 2000), ("s20k", 20000)):
         path = folder / f"{name}.pcap"
         subprocess.run(
@@ -139,4 +144,32 @@ def test_bench_captures_in_shadow(
     local = ["--local", "198.18.0.0/15"] if tool == "tcpeek" else []
     problems: list[str] = []
     assert check(main, [*local, *mode, read, str(bench_captures[name])], problems, name) == 0
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("mode", [["-q"], ["--json", "-t", "1"], ["-q", "-t", "2"]], ids=" ".join)
+def test_syn_flood_in_shadow(bench_captures: dict[str, Path], mode: list[str]) -> None:
+    """100,000 unanswered SYNs: a light table of a hundred thousand rows,
+    and with -t 1 or 2 rows timing out, compacted and replayed all along."""
+    problems: list[str] = []
+    argv = ["--local", "198.19.255.1", *mode, "-r", str(bench_captures["flood"])]
+    assert check(tcpeek.main, argv, problems, "flood") == 0
+    assert not problems, "\n".join(problems)
+
+
+def test_scenario_captures_through_tcpeek_in_shadow(tmp_path: Path) -> None:
+    """miruo's scenarios run in shadow mode in their own module; tcpeek reads
+    the same captures here."""
+    from tests.scenarios.test_miruo_scenarios import SCENARIOS
+    from tests.support.pcapwrite import write_pcap
+
+    problems: list[str] = []
+    builds = {build for build, _ in SCENARIOS.values()}
+    assert len(builds) > 10
+    for build in builds:
+        capture = tmp_path / f"{build.__name__}.pcap"
+        write_pcap(capture, build())
+        for mode in (["--icmp", "--json"], ["-q", "-t", "1"]):
+            argv = [*TCPEEK_ANY, *mode, "-r", str(capture)]
+            assert check(tcpeek.main, argv, problems, build.__name__) == 0
     assert not problems, "\n".join(problems)
