@@ -117,10 +117,27 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
 def run_load(
-    lab: Lab, rate: float, seconds: float, workdir: Path, buffer_mb: int = 2
+    lab: Lab,
+    rate: float,
+    seconds: float,
+    workdir: Path,
+    buffer_mb: int = 2,
+    tcpeek_args: tuple[str, ...] = (),
+    alongside: tuple[str, ...] = (),
 ) -> dict[str, Any]:
-    """Drive the load through a tcpeek on the client's veth; return the numbers."""
+    """Drive the load through a tcpeek on the client's veth; return the numbers.
+
+    `tcpeek_args`: more options (e.g. --metrics); `alongside`: a command run in the
+    client namespace for as long as the load (e.g. scrapers.py), whose last stdout
+    line (JSON) is returned as "alongside"."""
     from tests.live.tcpeek_helpers import TcpeekProcess, ask, parse_summary
     from tests.support.netns import read_json_line
 
@@ -134,20 +151,25 @@ def run_load(
         raise RuntimeError("load server did not start")
 
     seen: Counter[tuple[str, int]] = Counter()  # (result, client port) from the JSON lines
+    lags: list[float] = []  # verdict line's arrival minus the deciding packet's time
     lock = threading.Lock()
 
     def count(verdict: dict[str, Any]) -> None:
         with lock:
             seen[(verdict["result"], verdict["client_port"])] += 1
+            lags.append(verdict["_arrived"] - verdict["end"])
 
     sock = workdir / "load.sock"
     proc = lab.popen(
         lab.client_ns, sys.executable, "-m", "tcpscope", "tcpeek", "-i", lab.client_if,
-        "-t", "3", "-q", "--json", "-B", buffer_mb, "-U", sock,
+        "-t", "3", "-q", "--json", "-B", buffer_mb, "-U", sock, *tcpeek_args,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     tcpeek = TcpeekProcess(proc, on_verdict=count)
     tcpeek.wait_listening()
+    side = None
+    if alongside:
+        side = lab.popen(lab.client_ns, *alongside, stdout=subprocess.PIPE, text=True)
     cpu_before = _cpu_seconds(tcpeek.pid)
 
     done = lab.run(
@@ -165,6 +187,11 @@ def run_load(
     time.sleep(0.5)  # anything beyond the expected count would show up now
     get = ask(str(sock), "GET")
     cpu = _cpu_seconds(tcpeek.pid) - cpu_before
+    rss_kb = _rss_kb(tcpeek.pid)
+    side_report: dict[str, Any] = {}
+    if side is not None:
+        out, _ = side.communicate(timeout=seconds + 60)
+        side_report = json.loads(out.strip().splitlines()[-1])
     code = tcpeek.interrupt(timeout=30)
     summary = parse_summary(tcpeek.stderr)
     with lock:
@@ -186,6 +213,9 @@ def run_load(
         "pcap": summary.pcap,
         "tcpeek_exit": code,
         "tcpeek_cpu_s": round(cpu, 2),
+        "tcpeek_rss_kb": rss_kb,
+        "verdict_lag_max_s": round(max(lags, default=0.0), 3),
+        "alongside": side_report,
     }
 
 

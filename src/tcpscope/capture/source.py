@@ -204,6 +204,20 @@ class Capture:
             raise CaptureError(_named(self.name, str(exc))) from None
         return CaptureStats(int(recv), int(drop), int(ifdrop))
 
+    def file_position(self) -> tuple[int, int] | None:
+        """Reading a regular file: (bytes libpcap has read, the file's size), for a
+        progress bar; None live or from a pipe. libpcap reads ahead a buffer's worth."""
+        if self.live or self._reader is None:
+            return None
+        try:
+            fd = int(self._reader.getfd())
+            info = os.fstat(fd)
+            if fd < 0 or not stat.S_ISREG(info.st_mode):
+                return None
+            return os.lseek(fd, 0, os.SEEK_CUR), info.st_size
+        except (OSError, pcapy.PcapError):
+            return None
+
     def close(self) -> None:
         """Release the handle (idempotent)."""
         reader, self._reader = self._reader, None

@@ -17,12 +17,15 @@ from tcpscope.analyze.miruo import (
 )
 from tcpscope.capture import Capture
 from tcpscope.cli import runloop
+from tcpscope.cli.metrics import MiruoMetrics
 from tcpscope.cli.miruo_spec import COMMAND, Options
 from tcpscope.cli.options import answered_info, guarded
 from tcpscope.cli.procinfo import CpuMeter, memory_kb
+from tcpscope.cli.progress import Progress
 from tcpscope.cli.shadow import Recorder, ShadowEngine
 from tcpscope.decode.link import linktype_name
 from tcpscope.engine import Engine
+from tcpscope.errors import UsageError
 from tcpscope.output import miruo_json
 from tcpscope.output.miruo_stats import MiruoStatsView, render_stats
 from tcpscope.output.miruo_text import ViewConfig, render_live, render_session
@@ -40,6 +43,8 @@ def parse_options(argv: list[str]) -> Options:
     parsed = COMMAND.parse(argv)
     if parsed.action != "run":
         return Options(action=parsed.action)
+    if parsed.values.get("metrics_linger") and parsed.values.get("metrics") is None:
+        raise UsageError("--metrics-linger needs --metrics")
     return Options(expression=" ".join(parsed.operands), **parsed.values)
 
 
@@ -154,6 +159,10 @@ class Figures:
 
 def run(options: Options, out: TextIO, err: TextIO) -> int:
     cap = pipeline.miruo_capture(options)
+    metrics: MiruoMetrics | None = None
+    progress = Progress.start(cap, err, not options.no_progress)
+    if progress is not None:  # lines written to its terminal take the bar off first
+        out, err = progress.wrap(out), progress.wrap(err)
     try:
         if options.expression:
             cap.set_filter(options.expression)
@@ -172,6 +181,9 @@ def run(options: Options, out: TextIO, err: TextIO) -> int:
             analyses.append((one, one.engine(cap.linktype, pipeline.miruo_paths(options))))
             driver = analyses[0][1]
         first_engine = analyses[0][1]
+        if options.metrics is not None:  # bound now: a port in use stops us before capture
+            metrics = MiruoMetrics(options.metrics, options.metrics_linger and not cap.live)
+            metrics.attach(analyses[0][0].tracker)
         name, description = linktype_name(cap.linktype)
         listening = (
             f"listening on {cap.name}, link-type {name} ({description}), "
@@ -197,10 +209,18 @@ def run(options: Options, out: TextIO, err: TextIO) -> int:
         def after_batch(now: int) -> None:
             if cap.live:
                 out.flush()
+            if metrics is not None:
+                metrics.publish(first_engine, cap, analyses[0][0].tracker)
+            if progress is not None:
+                progress.update(first_engine.packets)
 
         with runloop.StopFlag() as stop:
             now = runloop.run(cap, driver, stop, after_batch, LIVE_TIMEOUT_MS / 1000, READ_BATCH)
+        if progress is not None:
+            progress.close()
         driver.finish(now)
+        if metrics is not None:  # final numbers served before the statistics say them
+            metrics.publish(first_engine, cap, analyses[0][0].tracker, force=True)
         figures.forget()  # the last reading is taken now, not at the last tick
         for miruo, engine in analyses:
             view = miruo.stats_view(engine, now - clock_start(), figures.at(now))
@@ -212,8 +232,14 @@ def run(options: Options, out: TextIO, err: TextIO) -> int:
             driver.check()
         out.flush()
         err.flush()
+        if metrics is not None and not stop.requested:  # no linger after an interrupted read
+            metrics.linger()
         return 0
     finally:
+        if metrics is not None:
+            metrics.close()
+        if progress is not None:
+            progress.close()
         cap.close()
 
 

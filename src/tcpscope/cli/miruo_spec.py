@@ -39,6 +39,9 @@ class Options:
     show_all: bool = False
     live: bool = False
     json: bool = False
+    metrics: str | None = None  # [ADDR:]PORT
+    metrics_linger: bool = False
+    no_progress: bool = False
     expression: str = ""
     paths: Mode = "bulk"
     action: str = "run"  # or "help", "version"
@@ -256,6 +259,33 @@ OPTIONS = (
         man="Write JSON Lines on standard output instead of text: one object per shown "
         "session, then one statistics object; the `listening on` line goes to standard "
         "error. The schema is in tcpscope's docs/json.md.",
+    ),
+    Opt(
+        "metrics",
+        "Prometheus /metrics; ADDR default 127.0.0.1 (docs/metrics.md)",
+        arg="[ADDR:]PORT",
+        dest="metrics",
+        man="Serve Prometheus metrics on http://ADDR:PORT/metrics. ADDR defaults to "
+        "127.0.0.1; `:PORT` listens on every address (IPv6 and IPv4), `[ADDR]:PORT` on an "
+        "IPv6 one. The scraper may ask for the Prometheus text format or OpenMetrics. A port "
+        "in use or a bad address is one line and exit status 1, before capture starts. "
+        "The metrics are listed in tcpscope's docs/metrics.md.",
+    ),
+    Opt(
+        "metrics-linger",
+        "with -f: serve /metrics after the file, until a signal",
+        dest="metrics_linger",
+        man="With `-f` and `--metrics`: once the file is read and the output written, keep "
+        "serving the final numbers until SIGINT or SIGTERM.",
+    ),
+    Opt(
+        "no-progress",
+        "no progress bar while -f reads a file",
+        dest="no_progress",
+        man="Show no progress bar. Without it, while `-f` reads a file and standard error "
+        "is a terminal, a bar there shows the bytes read of the file's size (packets, from "
+        "a pipe), packets per second and the time left; it is gone before the output that "
+        "follows the file.",
     ),
     Opt(
         "paths",

@@ -13,12 +13,15 @@ from tcpscope.analyze.tcpeek_counters import Counters
 from tcpscope.analyze.tcpeek_filters import FilterSet
 from tcpscope.cli import runloop
 from tcpscope.cli.logsetup import NOTICE, setup_logging
+from tcpscope.cli.metrics import TcpeekMetrics
 from tcpscope.cli.options import answered_info, guarded
 from tcpscope.cli.privileges import drop_privileges, resolve_user
+from tcpscope.cli.progress import Progress
 from tcpscope.cli.shadow import Recorder, ShadowEngine
 from tcpscope.cli.tcpeek_spec import COMMAND, Options
 from tcpscope.decode.link import linktype_name
 from tcpscope.engine import Engine
+from tcpscope.errors import UsageError
 from tcpscope.output import tcpeek_json, tcpeek_text
 from tcpscope.output.stats_json import make_provider
 from tcpscope.paths import EXACT, Paths
@@ -38,6 +41,8 @@ def parse_options(argv: list[str]) -> Options:
     parsed = COMMAND.parse(argv)
     if parsed.action != "run":
         return Options(action=parsed.action)
+    if parsed.values.get("metrics_linger") and parsed.values.get("metrics") is None:
+        raise UsageError("--metrics-linger needs --metrics")
     return Options(filters=tuple(parsed.operands), **parsed.values)
 
 
@@ -99,6 +104,10 @@ def run(options: Options, out: TextIO, err: TextIO, log: logging.Logger) -> int:
     filters = FilterSet.parse(options.filters)
     cap = pipeline.tcpeek_capture(options)
     server: StatsServer | None = None
+    metrics: TcpeekMetrics | None = None
+    progress = Progress.start(cap, err, not options.no_progress)
+    if progress is not None:  # lines written to its terminal take the bar off first
+        out, err = progress.wrap(out), progress.wrap(err)
     try:
         local = pipeline.local_networks(options, cap)
         bulk_paths = pipeline.tcpeek_paths(options, "bulk")
@@ -120,6 +129,10 @@ def run(options: Options, out: TextIO, err: TextIO, log: logging.Logger) -> int:
             driver = runs[0].engine
         main_run = runs[0]
         engine, tracker = main_run.engine, main_run.tracker
+        if options.metrics is not None:  # bound now: a port in use stops us before capture
+            linger = options.metrics_linger and not cap.live
+            metrics = TcpeekMetrics(options.metrics, filters, linger)
+            main_run.analyzer.emit = metrics.emit_also(main_run.analyzer.emit)
         pipeline.tcpeek_filter(cap)
         user = resolve_user(options.user) if options.user is not None else None
         socket_path = options.socket or (DEFAULT_SOCKET_PATH if cap.live else None)
@@ -152,6 +165,10 @@ def run(options: Options, out: TextIO, err: TextIO, log: logging.Logger) -> int:
 
         def after_batch(now: int) -> None:
             publish()
+            if metrics is not None:
+                metrics.publish(engine, cap, tracker)
+            if progress is not None:
+                progress.update(engine.packets)
             out.flush()
             err.flush()
 
@@ -159,6 +176,8 @@ def run(options: Options, out: TextIO, err: TextIO, log: logging.Logger) -> int:
             now = runloop.run(
                 cap, driver, stop, after_batch, READ_TIMEOUT_MS / 1000, READ_BATCH
             )
+        if progress is not None:
+            progress.close()
         driver.finish(now)  # still pending: timeouts, judged by the capture's clock
         if engine.bad_checksums:
             log.log(NOTICE, "%d packets dropped for bad checksums (-c)", engine.bad_checksums)
@@ -169,6 +188,8 @@ def run(options: Options, out: TextIO, err: TextIO, log: logging.Logger) -> int:
                 pipeline.MAX_PENDING,
             )
         publish()
+        if metrics is not None:  # final numbers served before the summary says them
+            metrics.publish(engine, cap, tracker, force=True)
         first = started if cap.live else (engine.first_ts if engine.first_ts is not None else now)
         for one in runs:
             snapshot = one.counters.publish()
@@ -180,10 +201,16 @@ def run(options: Options, out: TextIO, err: TextIO, log: logging.Logger) -> int:
             driver.check()
         out.flush()
         err.flush()
+        if metrics is not None and not stop.requested:  # no linger after an interrupted read
+            metrics.linger()
         return 0
     finally:
         if server is not None:
             server.close()
+        if metrics is not None:
+            metrics.close()
+        if progress is not None:
+            progress.close()
         cap.close()
 
 

@@ -36,6 +36,9 @@ class Options:
     icmp: bool = False
     local: tuple[str, ...] = ()
     json: bool = False
+    metrics: str | None = None  # [ADDR:]PORT
+    metrics_linger: bool = False
+    no_progress: bool = False
     filters: tuple[str, ...] = ()
     paths: Mode = "bulk"
     action: str = "run"
@@ -187,6 +190,33 @@ OPTIONS = (
         dest="json",
         man="Write one JSON object per judged handshake on standard output (JSON Lines; "
         "the schema is in tcpscope's docs/json.md).",
+    ),
+    Opt(
+        "metrics",
+        "Prometheus /metrics; ADDR default 127.0.0.1 (docs/metrics.md)",
+        arg="[ADDR:]PORT",
+        dest="metrics",
+        man="Serve Prometheus metrics on http://ADDR:PORT/metrics. ADDR defaults to "
+        "127.0.0.1; `:PORT` listens on every address (IPv6 and IPv4), `[ADDR]:PORT` on an "
+        "IPv6 one. The scraper may ask for the Prometheus text format or OpenMetrics. A port "
+        "in use or a bad address is one line and exit status 1, before capture starts. "
+        "The metrics are listed in tcpscope's docs/metrics.md.",
+    ),
+    Opt(
+        "metrics-linger",
+        "with -r: serve /metrics after the file, until a signal",
+        dest="metrics_linger",
+        man="With `-r` and `--metrics`: once the file is read and the output written, keep "
+        "serving the final numbers until SIGINT or SIGTERM.",
+    ),
+    Opt(
+        "no-progress",
+        "no progress bar while -r reads a file",
+        dest="no_progress",
+        man="Show no progress bar. Without it, while `-r` reads a file and standard error "
+        "is a terminal, a bar there shows the bytes read of the file's size (packets, from "
+        "a pipe), packets per second and the time left; it is gone before the output that "
+        "follows the file.",
     ),
     Opt("help", "this help", short="h", action="help", man="Print the usage and exit 0."),
     Opt(
