@@ -7,6 +7,7 @@ import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry, Counter
@@ -131,3 +132,30 @@ def test_past_the_cap_new_connections_are_closed(monkeypatch: pytest.MonkeyPatch
             s.close()
         time.sleep(2.5)  # the held ones timed out: their slots are free again
         assert "demo_things_total" in get(f"http://127.0.0.1:{server.port}/metrics")[1]
+
+
+def test_alike_scrapes_share_one_answer_per_snapshot(monkeypatch: pytest.MonkeyPatch) -> None:
+    made: list[str] = []
+
+    def app(environ: dict[str, str], start_response: Any) -> list[bytes]:
+        made.append(environ["HTTP_ACCEPT"])
+        start_response("200 OK", [("Content-Type", environ["HTTP_ACCEPT"])])
+        return [f"answer {len(made)}".encode()]
+
+    snapshot = [object()]
+    shared = srv.SharedScrapes(app, lambda: snapshot[0])
+    said: list[str] = []
+
+    def ask(accept: str) -> bytes:
+        environ = {"PATH_INFO": "/metrics", "HTTP_ACCEPT": accept}
+        return b"".join(shared(environ, lambda status, headers: said.append(headers[0][1])))
+
+    assert ask("text/plain") == b"answer 1" and ask("text/plain") == b"answer 1"
+    assert ask("openmetrics") == b"answer 2"  # another format: its own answer
+    assert said == ["text/plain", "text/plain", "openmetrics"]
+    snapshot[0] = object()  # a new snapshot was published
+    assert ask("text/plain") == b"answer 3"
+    monkeypatch.setattr(srv, "MAX_AGE_S", 0.0)  # the process metrics must not go stale
+    time.sleep(0.01)
+    assert ask("text/plain") == b"answer 4"
+    assert made == ["text/plain", "openmetrics", "text/plain", "text/plain"]

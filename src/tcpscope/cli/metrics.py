@@ -53,8 +53,14 @@ def capture_numbers(engine: Engine, cap: Capture) -> CaptureNumbers:
 
 
 class _Endpoint:
-    def __init__(self, listen: str, collector: Collector, linger: bool = False) -> None:
-        self.server = MetricsServer(listen, registry_of(collector))
+    def __init__(
+        self,
+        listen: str,
+        collector: Collector,
+        version: Callable[[], object],
+        linger: bool = False,
+    ) -> None:
+        self.server = MetricsServer(listen, registry_of(collector), version)
         self.server.start()
         self._next = 0.0
         # --metrics-linger: SIGINT/SIGTERM are caught from now on, so one that comes
@@ -91,7 +97,7 @@ class TcpeekMetrics(_Endpoint):
     def __init__(self, listen: str, filters: FilterSet, linger: bool = False) -> None:
         self.tally = TcpeekTally(tcpeek_series(filters))
         collector = TcpeekCollector(self.tally, __version__, libpcap_version())
-        super().__init__(listen, collector, linger)
+        super().__init__(listen, collector, lambda: self.tally.published, linger)
 
     def emit_also(
         self, emit: Callable[[Handshake], None] | None
@@ -141,7 +147,8 @@ class CloseTap:
 class MiruoMetrics(_Endpoint):
     def __init__(self, listen: str, linger: bool = False) -> None:
         self.tally = MiruoTally()
-        super().__init__(listen, MiruoCollector(self.tally, __version__, libpcap_version()), linger)
+        collector = MiruoCollector(self.tally, __version__, libpcap_version())
+        super().__init__(listen, collector, lambda: self.tally.published, linger)
 
     def attach(self, tracker: Tracker) -> None:
         tracker.listener = CloseTap(tracker.listener, self.tally.on_close)

@@ -15,6 +15,8 @@ import logging
 import socket
 import socketserver
 import threading
+import time
+from collections.abc import Callable
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler
 
@@ -29,6 +31,8 @@ DEFAULT_ADDRESS = "127.0.0.1"
 CLIENT_TIMEOUT_S = 10.0
 MAX_CLIENTS = 128
 POLL_INTERVAL_S = 0.25
+MAX_AGE_S = 0.5  # an answer reused for alike scrapes at most this long
+MAX_ANSWERS = 16
 
 
 class MetricsServerError(TcpscopeError):
@@ -118,10 +122,54 @@ def _bind(host: str, port: int) -> _Server:
     return _Server(family, address)
 
 
-class MetricsServer:
-    """Serves `registry` on http://ADDR:PORT/metrics from a daemon thread."""
+class SharedScrapes:
+    """The library's WSGI app, formatting one scrape at a time and answering alike
+    requests from the last answer while it is fresh: while `version()` (the published
+    snapshot) is the same object and for at most MAX_AGE_S (the process metrics).
 
-    def __init__(self, listen: str, registry: CollectorRegistry) -> None:
+    A scrape is Python work under the GIL the capture thread needs too; without this,
+    100 scrapers back to back format 100 answers at once and crowd capture out (the
+    live test saw libpcap drop packets). Now most of them wait on a lock, which costs
+    no GIL, and are answered with the same bytes.
+    """
+
+    def __init__(self, app: Any, version: Callable[[], object]) -> None:
+        self._app = app
+        self._version = version
+        self._lock = threading.Lock()
+        # (path, query, Accept, Accept-Encoding) -> (version, when, status, headers, body)
+        self._answers: dict[tuple[str, ...], tuple[object, float, str, list[Any], bytes]] = {}
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        key = tuple(
+            str(environ.get(name, ""))
+            for name in ("PATH_INFO", "QUERY_STRING", "HTTP_ACCEPT", "HTTP_ACCEPT_ENCODING")
+        )
+        with self._lock:
+            version, now = self._version(), time.monotonic()
+            known = self._answers.get(key)
+            if known is None or known[0] is not version or now - known[1] > MAX_AGE_S:
+                said: list[Any] = []
+
+                def keep(status: str, headers: list[Any], exc_info: Any = None) -> None:
+                    said[:] = [status, headers]
+
+                body = b"".join(self._app(environ, keep))
+                if len(self._answers) >= MAX_ANSWERS:  # odd headers must not grow it
+                    self._answers.clear()
+                known = self._answers[key] = (version, now, said[0], said[1], body)
+        start_response(known[2], list(known[3]))
+        return [known[4]]
+
+
+class MetricsServer:
+    """Serves `registry` on http://ADDR:PORT/metrics from a daemon thread. `version`:
+    what changes when the numbers do (the published snapshot); alike scrapes between
+    two changes share one answer (`SharedScrapes`)."""
+
+    def __init__(
+        self, listen: str, registry: CollectorRegistry, version: Callable[[], object] = object
+    ) -> None:
         host, port = parse_listen(listen)
         self.shown = show_address(host, port)
         try:
@@ -129,7 +177,7 @@ class MetricsServer:
         except (OSError, UnicodeError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             raise MetricsServerError(f"cannot serve metrics on {self.shown}: {reason}") from None
-        self._server.set_app(make_wsgi_app(registry))
+        self._server.set_app(SharedScrapes(make_wsgi_app(registry), version))
         self._thread: threading.Thread | None = None
 
     @property
