@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from tcpscope.output.miruo_stats import MiruoStatsView, hms, render_stats
 
-# The spec's block, copied from spec/miruo.md ("Statistics").
+# The spec's block, copied from spec/miruo.md ("Statistics"), after the empty
+# line the spec says it starts with (the C tool writes "\n" first).
 SPEC_BLOCK = """\
+
 ===== Session Statistics =====
 Capture Time    : 00:01:03
 Total Sessions  : 0

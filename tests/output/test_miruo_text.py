@@ -39,8 +39,10 @@ def test_session_ids_wrap_after_9999() -> None:
     ]
 
 
-def test_centre_puts_the_odd_space_right() -> None:
-    assert centre("destroy session", 46) == " " * 15 + "destroy session" + " " * 16
+def test_centre_puts_the_odd_space_left() -> None:
+    # as the C original: its fidelity output has " " * 17 + "error break" + " " * 18
+    assert centre("destroy session", 46) == " " * 16 + "destroy session" + " " * 15
+    assert centre("error break", 46) == " " * 18 + "error break" + " " * 17
     assert len(centre("x" * 50, 46)) == 50
 
 

@@ -202,6 +202,13 @@ def run(options: Options, out: TextIO, err: TextIO) -> int:
                 return started_wall
             return first_engine.first_ts if first_engine.first_ts is not None else 0
 
+        def capture_span(engine: Engine, now: int) -> int:
+            """Capture Time at the end: a file's last packet's time minus its first's
+            (as the original), a live capture's time since it started."""
+            if cap.live or engine.first_ts is None or engine.last_ts is None:
+                return now - clock_start()
+            return engine.last_ts - engine.first_ts
+
         for miruo, engine in analyses:
             if interval:
                 engine.on_tick = periodic_stats(miruo, engine, interval, clock_start, figures)
@@ -223,7 +230,7 @@ def run(options: Options, out: TextIO, err: TextIO) -> int:
             metrics.publish(first_engine, cap, analyses[0][0].tracker, force=True)
         figures.forget()  # the last reading is taken now, not at the last tick
         for miruo, engine in analyses:
-            view = miruo.stats_view(engine, now - clock_start(), figures.at(now))
+            view = miruo.stats_view(engine, capture_span(engine, now), figures.at(now))
             if options.json:
                 miruo.out.write(miruo_json.dumps(miruo_json.stats_object(view)) + "\n")
             else:

@@ -54,6 +54,7 @@ def hms(seconds: int) -> str:
 
 def render_stats(v: MiruoStatsView) -> str:
     return (
+        "\n"  # the original's block starts with an empty line
         "===== Session Statistics =====\n"
         f"Capture Time    : {hms(v.capture_seconds)}\n"
         f"Total Sessions  : {v.total_sessions}\n"

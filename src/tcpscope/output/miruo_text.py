@@ -41,7 +41,7 @@ _RED_MARKS = mk.M_RETRANS | mk.M_RST | mk.M_FRAG | mk.M_DELAY | mk.M_UNEXPECTED
 class ViewConfig:
     quiet: bool = False
     colour: bool = False
-    fragment_column: bool = True  # -F0 drops the F/- column
+    fragment_column: bool = True  # -F0 leaves the F/- column blank
     localtime: LocalTime = time.localtime
 
 
@@ -76,7 +76,8 @@ def _arrowed(seg: Segment) -> str:
 
 
 def _tail(seg: Segment, view: ViewConfig) -> str:
-    frag = (" F" if seg.fragment else " -") if view.fragment_column else ""
+    # -F0 keeps the column, blank (the original prints an empty mark there)
+    frag = (" F" if seg.fragment else " -") if view.fragment_column else " "
     return f"{seg.seq:08X}/{seg.ack:08X} {seg.wire_len:4d}{frag} <{format_options(seg.options)}>"
 
 
@@ -116,9 +117,8 @@ def render_session(rec: ShownSession, view: ViewConfig) -> list[str]:
         else:
             line = f"{sid}:{seg.num:04d} {ts} |{states}| {_tail(seg, view)}"
         lines.append(paint(line, segment_colour(seg.marks) if colour else None))
-        for dpi in sess.dpi.get(seg.num, ()):
-            prefix = f"{'':12}|" if view.quiet else f"{sid}:{seg.num:04d} {'':12} |"
-            lines.append(paint(f"{prefix} {dpi}", GREEN if colour else None))
+        for dpi in sess.dpi.get(seg.num, ()):  # bare, under their segment, as the original
+            lines.append(paint(dpi, GREEN if colour else None))
     if rec.close in DESTROY_TEXT:
         if expected != sess.nsegs:
             lines.append(gap)
@@ -146,10 +146,10 @@ def render_live(rec: LiveSegment | LiveClose, view: ViewConfig) -> list[str]:
     states = f"{STATE_NAMES[seg.cstate]}/{STATE_NAMES[seg.sstate]}"
     line = (
         f"{sid}:{seg.num:04d} {clock_ms(seg.ts, view.localtime)} "
-        f"{client:>{ENDPOINT_WIDTH}} {_arrowed(seg)} {server:<{ENDPOINT_WIDTH}} "
+        f"{client} {_arrowed(seg)} {server} "
         f"{states:<23} {_tail(seg, view)}"
     )
     lines = [paint(line, segment_colour(seg.marks) if view.colour else None)]
     for dpi in sess.dpi.get(seg.num, ()):
-        lines.append(paint(f"{sid}:{seg.num:04d} {dpi}", GREEN if view.colour else None))
+        lines.append(paint(dpi, GREEN if view.colour else None))
     return lines

@@ -35,10 +35,10 @@ def seconds_ms(ns: int) -> tuple[int, int]:
 
 
 def centre(text: str, width: int) -> str:
-    """Centre with the odd space on the right (Python's str.center varies)."""
+    """Centre with the odd space on the left, as the original (Python's str.center varies)."""
     pad = max(width - len(text), 0)
-    left = pad // 2
-    return " " * left + text + " " * (pad - left)
+    right = pad // 2
+    return " " * (pad - right) + text + " " * right
 
 
 def paint(line: str, colour: int | None) -> str:

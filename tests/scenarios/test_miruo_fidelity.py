@@ -1,0 +1,50 @@
+"""Our miruo against the C original on a real capture, under 22 option sets.
+
+../shared/fidelity/ holds the capture and the C tool's stdout and stderr for
+each case of its CASES file. Every session block, `--live` line and statistics
+line must be byte-identical, except for the documented differences D1-D11
+listed (and applied) in tests/support/fidelity.py: the C tool's bugs and
+limits that the spec and the README's "Differences" section fix.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from tcpscope.cli import miruo
+from tests.support import fidelity
+from tests.support.cli import run_main
+
+
+@pytest.fixture(autouse=True)
+def utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def _cases() -> list[tuple[str, list[str]]]:
+    if not fidelity.FIDELITY.is_dir():
+        if os.environ.get("CI"):
+            pytest.fail(f"{fidelity.FIDELITY} is missing")
+        return []
+    return fidelity.cases()
+
+
+def test_all_22_cases_are_there() -> None:
+    if not fidelity.FIDELITY.is_dir() and not os.environ.get("CI"):
+        pytest.skip(f"{fidelity.FIDELITY} is missing")
+    assert len(fidelity.cases()) == 22
+
+
+@pytest.mark.parametrize(("name", "opts"), _cases(), ids=[c[0] for c in _cases()])
+def test_same_output_as_the_c_original(name: str, opts: list[str]) -> None:
+    out, err = run_main(miruo.main, ["-C0", *opts, "-f", str(fidelity.CAPTURE)])
+    diffs = fidelity.compare(name, opts, out, err)
+    assert not diffs, f"{len(diffs)} differences from the C output:\n" + "\n".join(diffs)
