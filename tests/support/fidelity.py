@@ -244,7 +244,9 @@ def _compare_blocks(
         c_lines = [_c_line(line) for line in c_block.lines]
         our_lines = _our_block_lines(our, dpi, _numbers(c_lines))
         if c_lines != our_lines:
-            diffs.append(f"block {i + 1} ({c_block.header[:4]}):\n" + _line_diff(c_lines, our_lines))
+            diffs.append(
+                f"block {i + 1} ({c_block.header[:4]}):\n" + _line_diff(c_lines, our_lines)
+            )
     added = ours[len(c_blocks) :]
     for block in added:
         if not _ends_at_end_of_capture(block):  # D6
@@ -273,7 +275,7 @@ def _compare_stats(c_text: str, ours: str, added: int, packets: int) -> list[str
     if len(c_rows) != len(our_rows):
         return [f"statistics: {len(c_rows)} lines in C, {len(our_rows)} in ours\n{ours}"]
     diffs = []
-    for (key, c_value), (our_key, our_value) in zip(c_rows, our_rows):
+    for (key, c_value), (our_key, our_value) in zip(c_rows, our_rows, strict=True):
         if key != our_key:
             diffs.append(f"statistics line {key!r} vs {our_key!r}")
             continue
@@ -334,9 +336,7 @@ def compare(name: str, opts: list[str], out: str, err: str) -> list[str]:
         our_before, our_blocks = _blocks(our_lines[1:], quiet)
         if c_before != our_before:
             diffs.append(f"before the first block: C {c_before!r}, ours {our_before!r}")
-        more, added = _compare_blocks(
-            c_blocks, our_blocks, quiet, Dpi.of(opts), syn_lengths()
-        )
+        more, added = _compare_blocks(c_blocks, our_blocks, quiet, Dpi.of(opts), syn_lengths())
         diffs += more
     diffs += _compare_stats(c_err, err, added, frame_count())
     return diffs

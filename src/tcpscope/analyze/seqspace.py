@@ -79,7 +79,8 @@ class Flow:
     __slots__ = (
         "nextseq",  # next expected sequence number, or -1 before the first segment
         "nextseq_ts",  # when it last moved on
-        "maxseq",  # the highest end seen: what an ACK from the other side may reach
+        "maxseq",  # what an ACK from the other side may reach (the next expected
+        # sequence number, not moved on by a segment after a gap), or -1
         "lastack",  # the last ACK number sent, or -1
         "lastack_ts",  # when (the time of this direction's last segment)
         "window",  # the last window field, or -1
@@ -173,6 +174,7 @@ class SeqAnalysis:
             and fwd.lastack >= 0
             and ack == fwd.lastack
             and flags & _ACK
+            and not out & KEEP_ALIVE
         ):
             if window == 0:
                 if rev.last & ZERO_WINDOW_PROBE:
@@ -183,9 +185,14 @@ class SeqAnalysis:
                 out |= DUP_ACK
         if flags & _ACK and rev.maxseq >= 0 and seq_lt(rev.maxseq, ack):
             out |= ACKED_UNSEEN
+            rev.maxseq = ack  # reported once: later ACKs up to here are no news
+        after_probe = (
+            fwd.last & ZERO_WINDOW_PROBE and seglen > 1 and seq == (nextseq - 1) & _M
+        )  # the probe's byte again, with more: no retransmission
         if (
             known
             and not out & (KEEP_ALIVE | ZERO_WINDOW_PROBE)
+            and not after_probe
             and (seglen or syn or fin)
             and seq_lt(seq, nextseq)
         ):
@@ -205,8 +212,8 @@ class SeqAnalysis:
         if not out & (ANY_RETRANSMISSION | OUT_OF_ORDER) and (not known or seq_lt(nextseq, end)):
             fwd.nextseq = end
             fwd.nextseq_ts = ts
-        if fwd.maxseq < 0 or seq_lt(fwd.maxseq, end):
-            fwd.maxseq = end
+        if not out & LOST_SEGMENT and (fwd.maxseq < 0 or seq_lt(fwd.maxseq, fwd.nextseq)):
+            fwd.maxseq = fwd.nextseq
         if out & DUP_ACK:
             fwd.dupacks += 1
         elif flags & _ACK and ack != fwd.lastack:
@@ -230,7 +237,9 @@ class SeqAnalysis:
 
     def as_dict(self) -> dict[str, object]:
         """The `analysis` object of docs/json.md."""
-        out: dict[str, object] = {"retransmissions": {"c2s": self.retrans[0], "s2c": self.retrans[1]}}
+        out: dict[str, object] = {
+            "retransmissions": {"c2s": self.retrans[0], "s2c": self.retrans[1]}
+        }
         out.update(self.counts)
         return out
 
