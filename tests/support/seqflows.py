@@ -44,14 +44,16 @@ class Conv:
         self, ms: float, flags: str, seq: int, ack: int, size: int = 0, window: int = 65535
     ) -> None:
         """The client sends `size` bytes at relative seq `seq`, acking relative `ack`."""
-        self._add(ms, CLIENT, self.cport, SERVER, self.sport, flags,
-                  self.ciss + seq, self.siss + ack if "A" in flags else 0, size, window)  # fmt: skip
+        ack = self.siss + ack if "A" in flags else 0
+        self._add(ms, CLIENT, self.cport, SERVER, self.sport, flags, self.ciss + seq, ack,
+                  size, window)  # fmt: skip
 
     def s(
         self, ms: float, flags: str, seq: int, ack: int, size: int = 0, window: int = 65535
     ) -> None:
-        self._add(ms, SERVER, self.sport, CLIENT, self.cport, flags,
-                  self.siss + seq, self.ciss + ack if "A" in flags else 0, size, window)  # fmt: skip
+        ack = self.ciss + ack if "A" in flags else 0
+        self._add(ms, SERVER, self.sport, CLIENT, self.cport, flags, self.siss + seq, ack,
+                  size, window)  # fmt: skip
 
     def _add(self, ms: float, src: str, sport: int, dst: str, dport: int, flags: str,
              seq: int, ack: int, size: int, window: int) -> None:  # fmt: skip
