@@ -124,6 +124,8 @@ def miruo_parts(options: miruo_spec.Options, emit: Callable[[Record], None]) -> 
             live=options.live,
             context=options.view_data,
             dpi=options.dpi,
+            duplicate_shown=options.quiet == 0,
+            error_shown=options.quiet < 2,
         ),
         emit,
     )

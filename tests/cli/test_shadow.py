@@ -127,8 +127,8 @@ class ZeroWindow:
         if seg.window == 0 and not seg.flags & 0x07:
             if not seg.marks & mk.SHOWN:
                 hold(sess, seg)
-            seg.marks |= mk.M_UNEXPECTED
-            sess.reasons |= mk.R_UNEXPECTED
+            seg.marks |= mk.M_DELAY  # any mark and reason that show the session will do
+            sess.reasons |= mk.R_LONG_DELAY
 
 
 def zero_window_capture(path: Path) -> Path:

@@ -52,7 +52,12 @@ def test_endpoints() -> None:
 
 
 def test_colour_precedence() -> None:
-    assert segment_colour(mk.M_RETRANS_OPT | mk.M_ORIGINAL) == MAGENTA
+    # the colour the original ends with: it colours step by step (see segment_colour)
+    assert segment_colour(mk.M_RETRANS_OPT) == MAGENTA
+    assert segment_colour(mk.M_RETRANS_OPT | mk.M_UNEXPECTED) == RED  # a FIN sent again
+    assert segment_colour(mk.M_RETRANS | mk.M_ORIGINAL) == GREEN
+    assert segment_colour(mk.M_ESTAB | mk.M_DELAY) == YELLOW
+    assert segment_colour(mk.M_SYN | mk.M_DUP_SYN) == RED
     assert segment_colour(mk.M_RST | mk.M_STATE) == RED
     assert segment_colour(mk.M_ORIGINAL | mk.M_ESTAB) == GREEN
     assert segment_colour(mk.M_CLOSE_ACK | mk.M_STATE) == BLUE

@@ -20,9 +20,16 @@ M_DELAY_PREV: Final = 1 << 11  # the segment before a delayed one
 M_UNEXPECTED: Final = 1 << 12  # flags that did not fit the states: red
 M_DPI: Final = 1 << 13  # carries DPI lines
 M_CONTEXT: Final = 1 << 14  # -v context around a shown segment
+M_DUP_SYN: Final = 1 << 15  # the SYN that broke an older session on its 4-tuple: red
 
-# Marks that make a segment printed when its session is shown (M_BETWEEN is colour only).
-SHOWN: Final = ~M_BETWEEN
+# Every mark makes a segment printed when its session is shown.
+SHOWN: Final = ~0
+# The marks that give a segment a colour (the others print uncoloured): a shown
+# retransmission turns the uncoloured segments between it and its original cyan.
+COLOURED: Final = (
+    M_SYN | M_ESTAB | M_CLOSE_ACK | M_RETRANS | M_RETRANS_OPT | M_ORIGINAL | M_BETWEEN
+    | M_RST | M_FRAG | M_DELAY | M_UNEXPECTED | M_DUP_SYN
+)  # fmt: skip
 
 # Session reasons (Session.reasons), in the order JSON lists them.
 R_RETRANSMIT: Final = 1 << 0
@@ -36,6 +43,17 @@ R_TIMEOUT: Final = 1 << 7
 R_DUPLICATE: Final = 1 << 8
 R_HALF_OPEN: Final = 1 << 9  # still half-open at the end of the capture
 R_ALL: Final = 1 << 10
+R_AFTER_DUPLICATE: Final = 1 << 11  # opened by the SYN that broke an older session
+R_RST_HIDDEN: Final = 1 << 12  # its RST is one -R does not show (not listed in JSON)
+
+# Reasons that show a session. Unexpected flags colour their segment but, as in
+# the original, do not show the session by themselves.
+SHOWING: Final = ~(R_UNEXPECTED | R_RST_HIDDEN)
+# What an RST that is not shown (-R) takes back: the original keeps one "shown"
+# bit per session, and such an RST clears what the segments before it had set.
+BEFORE_RST: Final = (
+    R_RETRANSMIT | R_SYN_RETRANSMIT | R_LONG_DELAY | R_FRAGMENT | R_AFTER_DUPLICATE | R_RST
+)
 
 REASON_NAMES: Final = (
     (R_RETRANSMIT, "retransmit"),
@@ -49,6 +67,7 @@ REASON_NAMES: Final = (
     (R_DUPLICATE, "duplicate"),
     (R_HALF_OPEN, "half_open"),
     (R_ALL, "all"),
+    (R_AFTER_DUPLICATE, "after_duplicate"),
 )
 
 

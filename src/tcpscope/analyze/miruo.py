@@ -43,21 +43,29 @@ class MiruoConfig:
     live: bool = False  # --live
     context: int = 0  # -v
     dpi: HttpDpi | None = None  # -m http...
+    duplicate_shown: bool = True  # the session after a duplicate SYN is shown (not -q)
+    error_shown: bool = True  # the duplicate-connection error is shown (not -qq)
 
 
 def miruo_parts(config: MiruoConfig, stats: MiruoStats, emit: Emit) -> list[object]:
     """The parts the options need, in the order they must see each segment."""
     keep, late = (keep_nothing, keep_nothing) if config.live else (hold, show_late)
-    parts: list[object] = [TrackerMarks(config.rst_mode, config.fragment, keep, late)]
+    parts: list[object] = [
+        TrackerMarks(config.rst_mode, config.fragment, keep, late, config.duplicate_shown, stats)
+    ]
     if config.long_delay_ns:
-        parts.append(LongDelay(config.long_delay_ns, keep, late))
+        parts.append(LongDelay(config.long_delay_ns, keep, late, stats))
     if config.dpi is not None:
         parts.append(HttpLines(config.dpi, keep))
     if config.live:
         parts.append(LiveView(emit))
     elif config.context:
         parts.append(Context(config.context))
-    parts.append(Verdict(stats, emit, config.long_connect_ns, config.show_all, config.live))
+    parts.append(
+        Verdict(
+            stats, emit, config.long_connect_ns, config.show_all, config.live, config.error_shown
+        )
+    )
     return parts
 
 

@@ -26,9 +26,8 @@ def hold(sess: Session, seg: Segment) -> None:
 
 def show_late(sess: Session, seg: Segment) -> None:
     """A segment already passed by becomes shown (an original, a delayed one's
-    predecessor): out of the -v context queue, into the bag once."""
-    if seg in sess.recent:
-        sess.recent.remove(seg)
+    predecessor, one between an original and its copy): into the bag once. It
+    gets no -v context of its own (as in the original)."""
     if not any(held is seg for held in sess.held):
         hold(sess, seg)
 

@@ -23,12 +23,15 @@ from tcpscope.track.session import Session
 from tcpscope.track.tracker import (
     CLOSE_DUPLICATE,
     CLOSE_END,
+    CLOSE_FIN,
+    CLOSE_RST,
     CLOSE_TIMEOUT,
     IN_FRAGMENTS,
     RETRANSMISSION,
 )
 
 RST_NEVER, RST_BREAK, RST_ALL = 0, 1, 2
+MS = 1_000_000
 
 # Where marked segments go: into the session's bag for display (miruo_held), or
 # nowhere (--live prints each segment as it comes).
@@ -71,8 +74,18 @@ class TrackerMarks:
     the handshake, the closing ACK, unexpected flags, RSTs (-R), IP fragments
     (-F), retransmissions and their originals."""
 
-    def __init__(self, rst_mode: int, fragment: bool, keep: Keep, late: Keep) -> None:
+    def __init__(
+        self,
+        rst_mode: int,
+        fragment: bool,
+        keep: Keep,
+        late: Keep,
+        duplicate_shown: bool = True,
+        stats: MiruoStats | None = None,
+    ) -> None:
         self.fragment = fragment
+        self.stats = stats if stats is not None else MiruoStats()
+        self.duplicate_shown = duplicate_shown  # not with -q, as the original
         self.keep = keep
         self.late = late
         self._rst_shown = (
@@ -83,6 +96,9 @@ class TrackerMarks:
 
     def on_open(self, sess: Session, seg: Segment) -> None:
         seg.marks = mk.M_SYN
+        if sess.after_duplicate and self.duplicate_shown:
+            seg.marks |= mk.M_DUP_SYN
+            sess.reasons |= mk.R_AFTER_DUPLICATE
         self.keep(sess, seg)
 
     def on_segment(
@@ -91,6 +107,8 @@ class TrackerMarks:
         marks = 0
         if outcome & RETRANSMISSION and original is not None:
             marks = mk.M_RETRANS if seg.options == original.options else mk.M_RETRANS_OPT
+            if outcome & st.UNEXPECTED:  # a SYN/ACK or FIN again: red, whatever its options
+                marks |= mk.M_UNEXPECTED
             sess.reasons |= mk.R_SYN_RETRANSMIT if seg.flags & SYN else mk.R_RETRANSMIT
             self._mark_original(sess, original, seg)
         else:
@@ -102,7 +120,7 @@ class TrackerMarks:
                 marks |= mk.M_CLOSE_ACK
             if outcome & st.UNEXPECTED:
                 marks |= mk.M_UNEXPECTED
-                sess.reasons |= mk.R_UNEXPECTED
+                sess.reasons |= mk.R_UNEXPECTED  # not a reason to show it (mk.SHOWING)
             if outcome & st.IS_RST:
                 marks |= mk.M_RST
                 during_close = bool(outcome & st.RST_DURING_CLOSE)
@@ -110,30 +128,45 @@ class TrackerMarks:
                 sess.rst_during_close = during_close
                 if self._rst_shown[1 if during_close else 0]:
                     sess.reasons |= mk.R_RST
+                else:  # as the original: this RST decides, whatever came before (Verdict)
+                    sess.reasons |= mk.R_RST_HIDDEN
         if outcome & IN_FRAGMENTS:
             sess.fragments += 1
             if self.fragment:
                 marks |= mk.M_FRAG
                 sess.reasons |= mk.R_FRAGMENT
+                self.stats.fragment += 1  # segments, as the original counts them
         seg.marks = marks
         if marks:
             self.keep(sess, seg)
 
     def _mark_original(self, sess: Session, original: Segment, retrans: Segment) -> None:
-        if not original.marks & mk.SHOWN:
+        if not original.marks:
             self.late(sess, original)
         original.marks |= mk.M_ORIGINAL
-        for held in sess.held:
-            if original.num < held.num < retrans.num:
+        # Every segment still held since the original is shown, the uncoloured ones
+        # cyan (the tracker has rebuilt those it held in brief).
+        for held in sess.seen.values():
+            if (
+                isinstance(held, Segment)
+                and original.num < held.num < retrans.num
+                and not held.marks & mk.COLOURED
+            ):
+                if not held.marks:
+                    self.late(sess, held)
                 held.marks |= mk.M_BETWEEN
 
 
 class LongDelay:
     """-t: a segment more than `delay_ns` after its session's previous one is
-    marked, and so is that previous one (shown late if it was not)."""
+    marked, and so is that previous one (shown late if it was not). Whole
+    milliseconds count, as in the original: 50.9 ms is not more than 50."""
 
-    def __init__(self, delay_ns: int, keep: Keep, late: Keep) -> None:
-        self.delay_ns = delay_ns
+    def __init__(
+        self, delay_ns: int, keep: Keep, late: Keep, stats: MiruoStats | None = None
+    ) -> None:
+        self.delay_ns = delay_ns + MS - 1
+        self.stats = stats if stats is not None else MiruoStats()
         self.keep = keep
         self.late = late
 
@@ -148,9 +181,10 @@ class LongDelay:
     def on_quiet(self, sess: Session, seg: Segment) -> None:
         prev = sess.prev
         sess.prev = seg
-        if prev is None or seg.ts - prev.ts <= self.delay_ns:
+        if prev is None or seg.ts - prev.ts <= self.delay_ns:  # whole ms: see __init__
             return
         sess.long_delays += 1
+        self.stats.long_delay += 1  # segments, as the original counts them
         sess.reasons |= mk.R_LONG_DELAY
         if not seg.marks & mk.SHOWN:
             self.keep(sess, seg)
@@ -185,7 +219,10 @@ class HttpLines:
 
 
 class Context:
-    """-v N: the N segments before and after each shown one are shown too."""
+    """-v N: the N segments before and after each segment that is shown when it
+    arrives (the after-count restarting at each). Segments shown later (an
+    original, those between it and its copy, the one before a long delay) get
+    none of their own, as in the original."""
 
     def __init__(self, count: int) -> None:
         self.count = count
@@ -199,20 +236,18 @@ class Context:
         self.on_quiet(sess, seg)
 
     def on_quiet(self, sess: Session, seg: Segment) -> None:
-        if seg.marks & mk.SHOWN:  # held by the part that marked it
-            recent = sess.recent
-            if recent:
-                for before in list(recent)[-self.count :]:
-                    before.marks |= mk.M_CONTEXT
+        recent = sess.recent  # the segments just before this one, shown or not
+        if seg.marks:  # shown as it arrives (held by the part that marked it)
+            for before in list(recent)[-self.count :]:
+                if not before.marks:
+                    before.marks = mk.M_CONTEXT
                     hold(sess, before)
-                recent.clear()
             sess.after = self.count
         elif sess.after > 0:
-            seg.marks |= mk.M_CONTEXT
+            seg.marks = mk.M_CONTEXT
             hold(sess, seg)
             sess.after -= 1
-        else:
-            sess.recent.append(seg)
+        recent.append(seg)
 
 
 class LiveView:
@@ -266,28 +301,43 @@ class Verdict:
     how it ended when that was no FIN or RST."""
 
     def __init__(
-        self, stats: MiruoStats, emit: Emit, long_connect_ns: int, show_all: bool, live: bool
+        self,
+        stats: MiruoStats,
+        emit: Emit,
+        long_connect_ns: int,
+        show_all: bool,
+        live: bool,
+        error_shown: bool = True,
     ) -> None:
+        self.error_shown = error_shown  # -qq: a duplicate-connection error is not shown
         self.stats = stats
         self.emit = emit
-        self.long_connect_ns = long_connect_ns
+        self.long_connect_ns = long_connect_ns + MS - 1 if long_connect_ns else 0  # whole ms
         self.show_all = show_all or live
         self.live = live
 
     def on_close(self, sess: Session, reason: str, now: int) -> None:
         stats = self.stats
         reasons = sess.reasons
+        if reasons & mk.R_RST_HIDDEN:
+            reasons &= ~mk.BEFORE_RST
         if reason == CLOSE_TIMEOUT:
             reasons |= mk.R_TIMEOUT
             stats.timeout += 1
         elif reason == CLOSE_DUPLICATE:
             reasons |= mk.R_DUPLICATE
             stats.error += 1
+            if not self.error_shown:  # -qq: not shown, whatever else held
+                return
         elif reason == CLOSE_END and (
             sess.cstate in st.HALF_OPEN_STATES or sess.sstate in st.HALF_OPEN_STATES
         ):
             reasons |= mk.R_HALF_OPEN
-        if self.long_connect_ns and sess.duration_ns > self.long_connect_ns:
+        if (  # on a close only, as in the original (not on a timeout, error or the end)
+            self.long_connect_ns
+            and reason in (CLOSE_FIN, CLOSE_RST)
+            and sess.duration_ns > self.long_connect_ns
+        ):
             reasons |= mk.R_LONG_CONNECT
             stats.long_connect += 1
         if self.show_all:
@@ -295,13 +345,9 @@ class Verdict:
         sess.reasons = reasons
         if reasons & (mk.R_RETRANSMIT | mk.R_SYN_RETRANSMIT):
             stats.retransmit += 1
-        if reasons & mk.R_LONG_DELAY:
-            stats.long_delay += 1
         if sess.rst_from is not None:
             stats.rst += 1
-        if sess.fragments:
-            stats.fragment += 1
-        if not reasons:
+        if not reasons & mk.SHOWING:
             return
         stats.lookup += 1
         if reason == CLOSE_END:

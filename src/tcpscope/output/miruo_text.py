@@ -34,7 +34,8 @@ DESTROY_TEXT = {
     CLOSE_END: ("destroy session", "end of capture"),
 }
 _FLAG_CHARS = ((0x20, "U"), (0x10, "A"), (0x08, "P"), (0x04, "R"), (0x02, "S"), (0x01, "F"))
-_RED_MARKS = mk.M_RETRANS | mk.M_RST | mk.M_FRAG | mk.M_DELAY | mk.M_UNEXPECTED
+_RED_MARKS = mk.M_RST | mk.M_FRAG | mk.M_DELAY | mk.M_UNEXPECTED | mk.M_DUP_SYN
+_COPY = mk.M_RETRANS | mk.M_RETRANS_OPT
 
 
 @dataclass(frozen=True)
@@ -55,15 +56,22 @@ def flag_text(flags: int) -> str:
 
 
 def segment_colour(marks: int) -> int | None:
-    if marks & mk.M_RETRANS_OPT:
-        return MAGENTA
-    if marks & _RED_MARKS:
-        return RED
+    """The colour the original ends with: it colours a segment step by step (a
+    copy red or magenta, then fragment and delay red, then the state machine's
+    yellow, blue or unexpected red), and an original green when its copy comes."""
     if marks & mk.M_ORIGINAL:
         return GREEN
+    if marks & _COPY:
+        if marks & _RED_MARKS:
+            return RED
+        return MAGENTA if marks & mk.M_RETRANS_OPT else RED
     if marks & mk.M_CLOSE_ACK:
         return BLUE
-    if marks & (mk.M_SYN | mk.M_ESTAB):
+    if marks & mk.M_ESTAB:
+        return YELLOW
+    if marks & _RED_MARKS:
+        return RED
+    if marks & mk.M_SYN:
         return YELLOW
     if marks & mk.M_BETWEEN:
         return CYAN
@@ -100,7 +108,7 @@ def render_session(rec: ShownSession, view: ViewConfig) -> list[str]:
     else:
         header = f"{sid} {secs:13d}.{ms:03d} |{client:>{width}} == {server:<{width}}|"
         header += f" Total {sess.nsegs} segments, {sess.nbytes} bytes"
-        head_colour = RED if sess.after_duplicate else YELLOW
+        head_colour = YELLOW
         gap = f"{sid}:**** {'':12} |{'':{middle}}|"
     lines = [paint(header, head_colour if colour else None)]
     expected = 0

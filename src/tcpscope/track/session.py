@@ -48,6 +48,7 @@ class Session:
         "synack_dups",
         "retransmits",  # data retransmissions at least -r ms after the original
         "seen",  # retransmission key -> first Segment with that key (the held segments)
+        "counted",  # its segments in TrackStats.active_segments (all but the SYN, as C)
         "hashes",  # the prefilter's hashes of both directions (IPv4), or ()
         "after_duplicate",  # opened by a SYN that broke an older session on the same 4-tuple
         # what miruo's analyzer keeps
@@ -87,6 +88,7 @@ class Session:
         self.synack_dups = 0
         self.retransmits = 0
         self.seen: dict[tuple[int, ...], Segment | HeldInBrief] = {}
+        self.counted = 0
         self.hashes: tuple[int, ...] = ()
         self.after_duplicate = False
         self.held: list[Segment] = []

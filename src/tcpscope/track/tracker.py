@@ -166,11 +166,8 @@ class Tracker:
         if d == 0 and flags & st.DECISIVE_FLAGS == SYN and seg.seq != sess.syn_seq:
             # A new connection on a 4-tuple whose old one we never saw end.
             self._close(sess, CLOSE_DUPLICATE, seg.ts)
-            new = self._open(seg)
-            if new is not None:
-                new.after_duplicate = True
+            self._open(seg, after_duplicate=True)
             return
-        sess.last_ts = seg.ts
         seg.dir = d
         cfg = self.config
         if flags & SYN:
@@ -195,12 +192,27 @@ class Tracker:
             if not keep:
                 self.stats.dropped_retransmissions += 1
                 return
+            if not self._admit(sess):
+                return
+            sess.last_ts = seg.ts  # the last segment counted: copies ignored do not last
             self._count(sess, seg)
-            seg.cstate = sess.cstate
-            seg.sstate = sess.sstate
-            outcome = RETRANSMISSION | IN_FRAGMENTS if seg.fragment else RETRANSMISSION
+            # A copy moves the states as any segment would (the original did too):
+            # a FIN or SYN/ACK sent again does not fit them, and is shown red.
+            if d == 0:
+                c, s, outcome = st.step(flags, sess.cstate, sess.sstate)
+            else:
+                s, c, outcome = st.step(flags, sess.sstate, sess.cstate)
+            sess.cstate = seg.cstate = c
+            sess.sstate = seg.sstate = s
+            outcome |= RETRANSMISSION | IN_FRAGMENTS if seg.fragment else RETRANSMISSION
+            self._rebuild_between(sess, original.num)
             self.listener.on_segment(sess, seg, outcome, original)
+            if outcome & st.CHANGED and st.is_closed(c, s):
+                self._close(sess, CLOSE_RST if outcome & st.IS_RST else CLOSE_FIN, seg.ts)
             return
+        if not self._admit(sess):
+            return
+        sess.last_ts = seg.ts
         seg.num = sess.nsegs  # as _count(), inline: this is the path every packet takes
         sess.nsegs += 1
         sess.nbytes += seg.wire_len
@@ -257,24 +269,25 @@ class Tracker:
             seen = sess.seen
             if seen_key not in seen:  # else a retransmission, or a copy to drop
                 # What _feed_known and _remember do with a segment with no outcome.
-                sess.last_ts = ts
-                num = sess.nsegs
-                sess.nsegs = num + 1
-                sess.nbytes += wire_len
                 stats = self.stats
                 limit = self.config.segment_limit
                 if limit and stats.active_segments >= limit:
                     stats.dropped_segments += 1
                     return True
+                sess.last_ts = ts
+                num = sess.nsegs
+                sess.nsegs = num + 1
+                sess.nbytes += wire_len
                 options = buf[frame_at + options_at : frame_at + payload_at]
                 brief = (ts, num, options, payload_len, window, sess.cstate, sess.sstate)
                 seen[seen_key] = brief
                 self.held_in_brief += 1
+                sess.counted += 1
                 stats.active_segments += 1
-                if len(seen) > PER_SESSION_SEEN_MAX:
-                    self._prune_seen(sess)
                 if stats.active_segments > stats.active_segments_max:
                     stats.active_segments_max = stats.active_segments
+                if len(seen) > PER_SESSION_SEEN_MAX:
+                    self._prune_seen(sess)
                 return True
         seg = _ipv4_segment(
             sess, d, ts, seq, ack, flags, window, wire_len, payload_len,
@@ -325,7 +338,7 @@ class Tracker:
         return len(self.sessions)
 
     # ---------------------------------------------------------------- internals
-    def _open(self, seg: Segment) -> Session | None:
+    def _open(self, seg: Segment, after_duplicate: bool = False) -> Session | None:
         cfg = self.config
         stats = self.stats
         if cfg.session_limit and len(self.sessions) >= cfg.session_limit:
@@ -333,6 +346,7 @@ class Tracker:
             return None
         self._next_serial += 1
         sess = Session(self._next_serial, seg, cfg.context)
+        sess.after_duplicate = after_duplicate
         # The reverse first: a 4-tuple that is its own reverse (a socket connected to
         # itself) is then the client's direction.
         self.table[sess.rkey] = (sess, 1)
@@ -371,11 +385,6 @@ class Tracker:
         """
         if sess.id not in self.sessions:
             return  # the listener let go of it
-        stats = self.stats
-        limit = self.config.segment_limit
-        if limit and stats.active_segments >= limit:
-            stats.dropped_segments += 1
-            return
         # Held segments outlive the capture buffer: keep only their option bytes.
         if seg.opt_off or len(seg.data) != seg.opt_len:
             seg.data = seg.data[seg.opt_off : seg.opt_off + seg.opt_len]
@@ -383,17 +392,39 @@ class Tracker:
             seg.pay_off = seg.opt_len
         seen = sess.seen
         seen[key] = seg
-        stats.active_segments += 1
         if len(seen) > PER_SESSION_SEEN_MAX:
             self._prune_seen(sess)
+
+    def _admit(self, sess: Session) -> bool:
+        """Count a segment (not the opening SYN) into the segments held at once, as
+        the original counts them; past the limit (-l) it is dropped whole: it
+        neither counts in its session nor moves a state."""
+        stats = self.stats
+        limit = self.config.segment_limit
+        if limit and stats.active_segments >= limit:
+            stats.dropped_segments += 1
+            return False
+        sess.counted += 1
+        stats.active_segments += 1
         if stats.active_segments > stats.active_segments_max:
             stats.active_segments_max = stats.active_segments
+        return True
 
     def _prune_seen(self, sess: Session) -> None:
         seen = sess.seen
         keep = list(seen.items())[-PER_SESSION_SEEN_KEEP:]
-        self.stats.active_segments -= len(seen) - len(keep)
+        gone = min(len(seen) - len(keep), sess.counted)
+        sess.counted -= gone
+        self.stats.active_segments -= gone
         sess.seen = dict(keep)
+
+    def _rebuild_between(self, sess: Session, after: int) -> None:
+        """A shown retransmission shows every segment still held since its original:
+        those held in brief become Segments again."""
+        seen = sess.seen
+        for key, held in list(seen.items()):
+            if not isinstance(held, Segment) and held[1] > after:
+                self._held_segment(sess, key, held)
 
     @staticmethod
     def _held_segment(sess: Session, key: tuple[int, ...], brief: HeldInBrief) -> Segment:
@@ -439,7 +470,8 @@ class Tracker:
             entry = by_hash.get(h)
             if entry is not None and entry[0] is sess:
                 del by_hash[h]
-        self.stats.active_segments -= len(sess.seen)
+        self.stats.active_segments -= sess.counted
+        sess.counted = 0
         sess.seen = {}
         return True
 
