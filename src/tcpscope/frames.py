@@ -17,6 +17,9 @@ from tcpscope.api import handshakes, sessions
 from tcpscope.stream import RecordStream
 from tcpscope.track.states import STATE_NAMES
 
+# records.Analysis's counters after `retransmissions` (one column each)
+ANALYSIS_COUNTS = tuple(f for f in records.Analysis.__dataclass_fields__ if f != "retransmissions")
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -86,6 +89,14 @@ def frame_of_sessions(rows: Iterable[records.Session]) -> pd.DataFrame:
         "server_state": _category(pd, [r.server_state for r in rs], STATE_NAMES),
         "close": _category(pd, [r.close for r in rs], records.CLOSE_REASONS),
         "reasons": pd.Series([r.reasons for r in rs], dtype=object),
+        "rtt": pd.Series([r.rtt for r in rs], dtype="Float64"),
+        # analysis, an object, as one column per counter (retransmissions per direction)
+        "retransmissions_c2s": _ints(pd, [r.analysis.retransmissions.c2s for r in rs]),
+        "retransmissions_s2c": _ints(pd, [r.analysis.retransmissions.s2c for r in rs]),
+        **{
+            name: _ints(pd, [getattr(r.analysis, name) for r in rs])
+            for name in ANALYSIS_COUNTS
+        },
         "segments_shown": pd.Series([r.segments_shown for r in rs], dtype=object),
     }
     return pd.DataFrame(columns)

@@ -60,6 +60,31 @@ class ShownSegment:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class Retransmissions:
+    """Segments flagged as a retransmission of any kind, per direction."""
+
+    c2s: int
+    s2c: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Analysis:
+    """The session in sequence space, as Wireshark's TCP analysis documents it
+    (analyze.seqspace; docs/json.md: every counter and its rule)."""
+
+    retransmissions: Retransmissions
+    fast_retransmissions: int
+    spurious_retransmissions: int
+    out_of_order: int
+    duplicate_acks: int
+    zero_windows: int
+    zero_window_probes: int
+    keep_alives: int
+    lost_segments: int
+    acked_unseen: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Session:
     """One shown session of miruo (every session with show_all)."""
 
@@ -85,6 +110,8 @@ class Session:
     server_state: str
     close: CloseReason
     reasons: tuple[str, ...]
+    rtt: float | None  # the handshake round trip (Wireshark's iRTT), seconds
+    analysis: Analysis
     segments_shown: tuple[ShownSegment, ...]
 
 
@@ -126,7 +153,10 @@ def _layout(cls: type) -> tuple[tuple[str, str, bool], ...]:
 
 
 # Worked out once, at import: the output path then only reads it.
-_LAYOUTS = {cls: _layout(cls) for cls in (Rst, ShownSegment, Session, Icmp, Handshake)}
+_LAYOUTS = {
+    cls: _layout(cls)
+    for cls in (Rst, ShownSegment, Retransmissions, Analysis, Session, Icmp, Handshake)
+}
 
 
 def _plain(value: Any) -> Any:

@@ -10,7 +10,9 @@ limits that the spec and the README's "Differences" section fix.
 from __future__ import annotations
 
 import os
+import re
 import time
+from collections import Counter
 from collections.abc import Iterator
 
 import pytest
@@ -51,3 +53,19 @@ def test_same_output_as_the_c_original(name: str, opts: list[str]) -> None:
     out, err = run_main(miruo.main, argv)
     diffs = fidelity.compare(name, opts, out, err)
     assert not diffs, f"{len(diffs)} differences from the C output:\n" + "\n".join(diffs)
+
+
+# What the C tool's `-C1 --all -r 100` begins lines with on this capture
+# (../shared/fidelity/README.md, "checked once"; the reference files are -C0).
+C_COLOUR_STARTS = {"31": 41, "32": 38, "36": 72, "35": 22, "33": 137, "34": 24}
+
+
+def test_colours_as_the_c_original() -> None:
+    if not fidelity.FIDELITY.is_dir() and not os.environ.get("CI"):
+        pytest.skip(f"{fidelity.FIDELITY} is missing")
+    out, _ = run_main(miruo.main, ["-C1", "--all", "-r", "100", "-f", str(fidelity.CAPTURE)])
+    # without the blocks of sessions still open at the end (D6): C never prints them
+    blocks = re.split(r"(?m)^(?=\x1b\[33m\d{4} )", out)
+    kept = "".join(b for b in blocks if "end of capture" not in b)
+    starts = Counter(re.findall(r"(?m)^\x1b\[(3\d)m", kept))
+    assert dict(starts) == C_COLOUR_STARTS

@@ -31,6 +31,7 @@ from tcpscope.analyze.miruo_parts import (
     Verdict,
     keep_nothing,
 )
+from tcpscope.analyze.seq_analyzer import SeqAnalyzer
 
 
 @dataclass(frozen=True)
@@ -47,11 +48,16 @@ class MiruoConfig:
     error_shown: bool = True  # the duplicate-connection error is shown (not -qq)
 
 
-def miruo_parts(config: MiruoConfig, stats: MiruoStats, emit: Emit) -> list[object]:
+def miruo_parts(
+    config: MiruoConfig, stats: MiruoStats, emit: Emit, seq: SeqAnalyzer | None = None
+) -> list[object]:
     """The parts the options need, in the order they must see each segment."""
     keep, late = (keep_nothing, keep_nothing) if config.live else (hold, show_late)
+    if seq is None:
+        seq = SeqAnalyzer()
     parts: list[object] = [
-        TrackerMarks(config.rst_mode, config.fragment, keep, late, config.duplicate_shown, stats)
+        seq,  # whatever the options: the sequence-space analysis of every session
+        TrackerMarks(config.rst_mode, config.fragment, keep, late, config.duplicate_shown, stats),
     ]
     if config.long_delay_ns:
         parts.append(LongDelay(config.long_delay_ns, keep, late, stats))
@@ -76,7 +82,8 @@ class MiruoAnalyzer(Chain):
         self.config = config
         self.emit = emit
         self.stats = MiruoStats()
-        super().__init__(miruo_parts(config, self.stats, emit))
+        self.seq = SeqAnalyzer()
+        super().__init__(miruo_parts(config, self.stats, emit, self.seq))
 
 
 __all__ = [

@@ -107,8 +107,8 @@ class TrackerMarks:
         marks = 0
         if outcome & RETRANSMISSION and original is not None:
             marks = mk.M_RETRANS if seg.options == original.options else mk.M_RETRANS_OPT
-            if outcome & st.UNEXPECTED:  # a SYN/ACK or FIN again: red, whatever its options
-                marks |= mk.M_UNEXPECTED
+            if outcome & st.UNEXPECTED and seg.flags & st.DECISIVE_FLAGS != SYN:
+                marks |= mk.M_UNEXPECTED  # a SYN/ACK or FIN again: red, whatever its options
             sess.reasons |= mk.R_SYN_RETRANSMIT if seg.flags & SYN else mk.R_RETRANSMIT
             self._mark_original(sess, original, seg)
         else:

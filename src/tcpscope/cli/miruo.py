@@ -128,6 +128,7 @@ class Miruo:
             ip_errors=engine.header_errors["IP"],
             tcp_errors=engine.header_errors["TCP"],
             end_of_capture=a.end_of_capture,
+            analysis=self.analyzer.seq.totals.as_dict(),
         )
 
 

@@ -9,6 +9,7 @@ from typing import Any, cast
 from tcpscope import records
 from tcpscope.analyze import marks as mk
 from tcpscope.analyze.miruo import ShownSession
+from tcpscope.analyze.seqspace import SeqAnalysis
 from tcpscope.decode.options import format_options
 from tcpscope.decode.records import Segment
 from tcpscope.output.miruo_stats import MiruoStatsView
@@ -34,6 +35,7 @@ _MARK_NAMES = (
     (mk.M_UNEXPECTED, "unexpected_flags"),
     (mk.M_DPI, "dpi"),
     (mk.M_CONTEXT, "context"),
+    (mk.M_DUP_SYN, "duplicate_syn"),
 )
 
 
@@ -78,9 +80,18 @@ def _segment(seg: Segment, sess: Session) -> records.ShownSegment:
     )
 
 
+def analysis_record(seq: SeqAnalysis | None) -> records.Analysis:
+    """A session's sequence-space counters (all 0 if it was not analysed)."""
+    got = (seq if seq is not None else SeqAnalysis()).as_dict()
+    c2s_s2c = got.pop("retransmissions")
+    assert isinstance(c2s_s2c, dict)
+    return records.Analysis(records.Retransmissions(**c2s_s2c), **got)  # type: ignore[arg-type]
+
+
 def session_record(rec: ShownSession) -> records.Session:
     """The public record of a shown session (what --json writes)."""
     sess = rec.session
+    seq: SeqAnalysis | None = sess.seqspace
     rst = None
     if sess.rst_from is not None:
         rst = records.Rst(
@@ -108,6 +119,8 @@ def session_record(rec: ShownSession) -> records.Session:
         server_state=st.STATE_NAMES[sess.sstate],
         close=cast(records.CloseReason, rec.close),
         reasons=tuple(mk.reason_names(sess.reasons)),
+        rtt=seq.rtt if seq is not None else None,
+        analysis=analysis_record(seq),
         segments_shown=tuple(_segment(seg, sess) for seg in rec.segments),
     )
 

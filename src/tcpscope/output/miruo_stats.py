@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 
@@ -41,6 +41,8 @@ class MiruoStatsView:
     ip_errors: int
     tcp_errors: int
     end_of_capture: int = 0  # JSON only: the text block keeps the original's layout
+    # JSON only: the sequence-space counters summed over every session (docs/json.md)
+    analysis: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -62,6 +62,8 @@ class Session:
         "rst_during_close",
         "fragments",
         "long_delays",
+        # the sequence-space analysis (analyze.seq_analyzer), or None
+        "seqspace",
         # anything else an analyzer wants (tcpeek's verdict state)
         "ext",
     )
@@ -103,6 +105,7 @@ class Session:
         self.rst_during_close = False
         self.fragments = 0
         self.long_delays = 0
+        self.seqspace: Any = None
         self.ext: Any = None
 
     @property

@@ -147,6 +147,10 @@ class Tracker:
             listener, "on_quiet", None
         )
         self._quiet_in_brief = self._on_quiet is None
+        # A listener that reads every segment's header fields (analyze.chain on_header).
+        self._on_header: Callable[[Session, int, int, int, int, int, int, int], None] | None = (
+            getattr(listener, "on_header", None)
+        )
         self.held_in_brief = 0  # quiet segments feed_plain settled alone (bench, tests)
 
     # ------------------------------------------------------------------ packets
@@ -170,6 +174,9 @@ class Tracker:
             return
         seg.dir = d
         cfg = self.config
+        on_header = self._on_header
+        if on_header is not None:  # every segment, before -r, -S or -l decide on it
+            on_header(sess, d, seg.ts, seg.seq, seg.ack, flags, seg.window, seg.payload_len)
         if flags & SYN:
             # ECN bits may differ between a SYN and its retransmission (Linux drops them)
             key: tuple[int, ...] = (d, seg.seq, seg.ack, flags & st.DECISIVE_FLAGS)
@@ -269,6 +276,9 @@ class Tracker:
             seen = sess.seen
             if seen_key not in seen:  # else a retransmission, or a copy to drop
                 # What _feed_known and _remember do with a segment with no outcome.
+                on_header = self._on_header
+                if on_header is not None:
+                    on_header(sess, d, ts, seq, ack, flags, window, payload_len)
                 stats = self.stats
                 limit = self.config.segment_limit
                 if limit and stats.active_segments >= limit:
