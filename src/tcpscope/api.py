@@ -132,7 +132,9 @@ def sessions(
     try:
         if bpf:
             cap.set_filter(bpf)
-        engine = miruo_engine(miruo_parts(options, emit), cap.linktype, miruo_paths(options))
+        engine = miruo_engine(
+            miruo_parts(options, emit, analysis=True), cap.linktype, miruo_paths(options)
+        )
     except BaseException:
         cap.close()
         raise

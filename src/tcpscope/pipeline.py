@@ -113,7 +113,12 @@ class MiruoParts:
     tracker: Tracker
 
 
-def miruo_parts(options: miruo_spec.Options, emit: Callable[[Record], None]) -> MiruoParts:
+def miruo_parts(
+    options: miruo_spec.Options, emit: Callable[[Record], None], analysis: bool | None = None
+) -> MiruoParts:
+    """The analyzer and tracker for `options`; `analysis`: attach the
+    sequence-space analyzer (default: with --json, the only output that reads
+    it; the Python API's records carry it too)."""
     analyzer = MiruoAnalyzer(
         MiruoConfig(
             long_connect_ns=options.long_connect_ms * MS,
@@ -126,6 +131,8 @@ def miruo_parts(options: miruo_spec.Options, emit: Callable[[Record], None]) -> 
             dpi=options.dpi,
             duplicate_shown=options.quiet == 0,
             error_shown=options.quiet < 2,
+            # per segment in Python (~1-3 us): attached only where it is read
+            sequence_analysis=options.json if analysis is None else analysis,
         ),
         emit,
     )

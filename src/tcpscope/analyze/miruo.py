@@ -46,6 +46,8 @@ class MiruoConfig:
     dpi: HttpDpi | None = None  # -m http...
     duplicate_shown: bool = True  # the session after a duplicate SYN is shown (not -q)
     error_shown: bool = True  # the duplicate-connection error is shown (not -qq)
+    # The sequence-space analysis (analyze.seq_analyzer): only its JSON reads it.
+    sequence_analysis: bool = False
 
 
 def miruo_parts(
@@ -53,12 +55,12 @@ def miruo_parts(
 ) -> list[object]:
     """The parts the options need, in the order they must see each segment."""
     keep, late = (keep_nothing, keep_nothing) if config.live else (hold, show_late)
-    if seq is None:
-        seq = SeqAnalyzer()
-    parts: list[object] = [
-        seq,  # whatever the options: the sequence-space analysis of every session
-        TrackerMarks(config.rst_mode, config.fragment, keep, late, config.duplicate_shown, stats),
-    ]
+    parts: list[object] = []
+    if config.sequence_analysis:  # then whatever the other options: every session
+        parts.append(seq if seq is not None else SeqAnalyzer())
+    parts.append(
+        TrackerMarks(config.rst_mode, config.fragment, keep, late, config.duplicate_shown, stats)
+    )
     if config.long_delay_ns:
         parts.append(LongDelay(config.long_delay_ns, keep, late, stats))
     if config.dpi is not None:

@@ -8,6 +8,9 @@ before deciding anything â€” a copy `-r` or `-S` ignores, a segment past `-l` â€
 and from `Tracker.feed_plain` with the fields the numpy pass read, so quiet
 segments are still settled without a Segment and the bulk and exact paths see
 the same segments in the same order.
+
+Only `--json` prints what it finds, so the CLI attaches it only then
+(MiruoConfig.sequence_analysis); the text views neither need nor pay for it.
 """
 
 from __future__ import annotations
