@@ -87,3 +87,44 @@ def test_miruo_asks_for_quiet_segments_only_where_a_part_reads_them(
     config: MiruoConfig, wants: bool
 ) -> None:
     assert MiruoAnalyzer(config, lambda rec: None).wants_quiet is wants
+
+
+class Headers:
+    """A part that reads every segment's header fields (on_header)."""
+
+    def __init__(self, log: list[Any]) -> None:
+        self.log = log
+
+    def on_header(
+        self, sess: Session, d: int, ts: int, seq: int, ack: int, flags: int, win: int, size: int
+    ) -> None:
+        self.log.append((d, seq, flags, size))
+
+
+def test_on_header_is_the_part_s_own_method_or_a_fan_out() -> None:
+    log: list[Any] = []
+    one = Headers(log)
+    assert Chain([Opens(log, "a"), one]).on_header == one.on_header
+    assert not hasattr(Chain([Opens(log, "a")]), "on_header")
+    Chain([one, Headers(log)]).on_header(None, 1, 0, 7, 8, 0x10, 9, 10)  # type: ignore[arg-type]
+    assert log == [(1, 7, 0x10, 10), (1, 7, 0x10, 10)]
+
+
+def test_on_header_hears_every_segment_after_the_syn_even_those_dropped() -> None:
+    """Copies -r ignores and segments past -l go to on_header all the same (the
+    plain path's are checked against the exact one in tests/scenarios, shadow)."""
+    from tests.support.segments import copy
+
+    log: list[Any] = []
+    tracker = Tracker(TrackConfig(retransmit_ns=10**12, segment_limit=4), Chain([Headers(log)]))
+    conv = Conversation()
+    segs = conv.handshake()
+    data = conv.c(3, "PA", 10)
+    segs += [data, copy(data, 4), conv.s(5, "A"), conv.s(6, "PA", 20), conv.c(7, "A")]
+    for s in segs:
+        tracker.feed(s)
+    assert [(d, flags, size) for d, _seq, flags, size in log] == [
+        (1, 0x12, 0), (0, 0x10, 0), (0, 0x18, 10), (0, 0x18, 10),  # the copy, ignored by -r
+        (1, 0x10, 0), (1, 0x18, 20), (0, 0x10, 0),  # the last two past -l 4
+    ]  # fmt: skip
+    assert tracker.stats.dropped_segments == 2
