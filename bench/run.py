@@ -59,6 +59,7 @@ SESSIONS_RATIO = 1.3
 FULL_RSS_MIB = 200.0
 TCPEEK_FLOOR_RATIO = 2.0
 FLOOD_SECONDS = 1.5  # tcpeek -q on the SYN flood
+SEQ_RATIO = 1.05  # with the sequence-space analyzer, to without it (issue 9)
 
 
 @dataclass(frozen=True)
@@ -188,6 +189,7 @@ def build_commands() -> tuple[list[Command], list[str]]:
             )
         )
     miruo = (py, "-m", "tcpscope", "miruo")
+    without = str(Path(__file__).with_name("without_seqspace.py"))
     commands += [
         Command("miruo", "miruo -f F", (*miruo, "-f", "{file}")),
         Command("miruo_unlimited", "miruo -L0 -l0 -f F", (*miruo, "-L0", "-l0", "-f", "{file}")),
@@ -198,6 +200,12 @@ def build_commands() -> tuple[list[Command], list[str]]:
             "miruo_full",
             "miruo -L0 -l0 --all --json -f F",
             (*miruo, "-L0", "-l0", "--all", "--json", "-f", "{file}"),
+        ),
+        # the same without the sequence-space analyzer (attached with --json only)
+        Command(
+            "miruo_full_noseq",
+            "the same without the seq analyzer",
+            (py, without, "-L0", "-l0", "--all", "--json", "-f", "{file}"),
         ),
     ]
     missing = tcpeek_missing()
@@ -331,6 +339,16 @@ def evaluate(table: Table) -> list[Check]:
         )
         for f in ("s2k", "s20k")
     ]
+    for f in ("s2k", "s20k"):  # what the analyzer costs where it is attached
+        with_seq, without = ok(f, "miruo_full"), ok(f, "miruo_full_noseq")
+        checks.append(
+            Check(
+                f"miruo -L0 -l0 --all --json <= {SEQ_RATIO:g}x without the seq analyzer ({f})",
+                with_seq.seconds / without.seconds if with_seq and without else None,
+                SEQ_RATIO,
+                "x",
+            )
+        )
     small, large = ok("s2k", "miruo"), ok("s20k", "miruo")
     checks.append(
         Check(

@@ -43,6 +43,18 @@ SESSION_DTYPES = {
     "server_state": "category",
     "close": "category",
     "reasons": "object",
+    "rtt": "float64",
+    "retransmissions_c2s": "int64",
+    "retransmissions_s2c": "int64",
+    "fast_retransmissions": "int64",
+    "spurious_retransmissions": "int64",
+    "out_of_order": "int64",
+    "duplicate_acks": "int64",
+    "zero_windows": "int64",
+    "zero_window_probes": "int64",
+    "keep_alives": "int64",
+    "lost_segments": "int64",
+    "acked_unseen": "int64",
     "segments_shown": "object",
 }
 HANDSHAKE_DTYPES = {
@@ -90,6 +102,10 @@ def test_sessions_frame_dtypes_and_values() -> None:
             assert row.rst_from == record.rst.from_
             assert row.rst_during_close == record.rst.during_close
         assert row.reasons == record.reasons and row.segments_shown == record.segments_shown
+        assert row.rtt == record.rtt or (record.rtt is None and np.isnan(row.rtt))
+        assert row.retransmissions_c2s == record.analysis.retransmissions.c2s
+        assert row.retransmissions_s2c == record.analysis.retransmissions.s2c
+        assert row.duplicate_acks == record.analysis.duplicate_acks
     assert frame["rst_from"].notna().sum() == sum(r.rst is not None for r in records) > 0
 
 

@@ -89,7 +89,7 @@ def frame_of_sessions(rows: Iterable[records.Session]) -> pd.DataFrame:
         "server_state": _category(pd, [r.server_state for r in rs], STATE_NAMES),
         "close": _category(pd, [r.close for r in rs], records.CLOSE_REASONS),
         "reasons": pd.Series([r.reasons for r in rs], dtype=object),
-        "rtt": pd.Series([r.rtt for r in rs], dtype="Float64"),
+        "rtt": pd.Series([np.nan if r.rtt is None else r.rtt for r in rs], dtype="float64"),
         # analysis, an object, as one column per counter (retransmissions per direction)
         "retransmissions_c2s": _ints(pd, [r.analysis.retransmissions.c2s for r in rs]),
         "retransmissions_s2c": _ints(pd, [r.analysis.retransmissions.s2c for r in rs]),

@@ -129,8 +129,9 @@ def miruo_parts(
             live=options.live,
             context=options.view_data,
             dpi=options.dpi,
-            duplicate_shown=options.quiet == 0,
-            error_shown=options.quiet < 2,
+            # -q and -qq hide these from the text views, as the original (not --json)
+            duplicate_shown=options.quiet == 0 or options.json,
+            error_shown=options.quiet < 2 or options.json,
             # per segment in Python (~1-3 us): attached only where it is read
             sequence_analysis=options.json if analysis is None else analysis,
         ),
