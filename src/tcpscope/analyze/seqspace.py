@@ -111,28 +111,35 @@ COUNTERS: Final = (
     "lost_segments",
     "acked_unseen",
 )
-_COUNTED: Final = (
-    (FAST_RETRANSMISSION, "fast_retransmissions"),
-    (SPURIOUS_RETRANSMISSION, "spurious_retransmissions"),
-    (OUT_OF_ORDER, "out_of_order"),
-    (DUP_ACK, "duplicate_acks"),
-    (ZERO_WINDOW, "zero_windows"),
-    (ZERO_WINDOW_PROBE, "zero_window_probes"),
-    (KEEP_ALIVE, "keep_alives"),
-    (LOST_SEGMENT, "lost_segments"),
-    (ACKED_UNSEEN, "acked_unseen"),
+# Where each bit is counted in SeqAnalysis.tally (after the two retransmission
+# counts), in the order of COUNTERS[1:].
+_COUNTED: Final = tuple(
+    (bit, 2 + n)
+    for n, bit in enumerate(
+        (
+            FAST_RETRANSMISSION,
+            SPURIOUS_RETRANSMISSION,
+            OUT_OF_ORDER,
+            DUP_ACK,
+            ZERO_WINDOW,
+            ZERO_WINDOW_PROBE,
+            KEEP_ALIVE,
+            LOST_SEGMENT,
+            ACKED_UNSEEN,
+        )
+    )
 )
 
 
 class SeqAnalysis:
     """One session's analysis: both directions (0 = client to server)."""
 
-    __slots__ = ("flows", "retrans", "counts", "syn_ts", "synack_seen", "rtt_ns", "ooo_ns")
+    __slots__ = ("flows", "tally", "syn_ts", "synack_seen", "rtt_ns", "ooo_ns")
 
     def __init__(self) -> None:
         self.flows = (Flow(), Flow())
-        self.retrans = [0, 0]  # segments flagged as any retransmission, per direction
-        self.counts = dict.fromkeys(COUNTERS[1:], 0)
+        # retransmissions c2s and s2c, then COUNTERS[1:] (a list: small per session)
+        self.tally = [0] * (len(COUNTERS) + 1)
         self.syn_ts = -1  # the most recent SYN (without ACK) from the client
         self.synack_seen = False
         self.rtt_ns: int | None = None  # the handshake round trip (iRTT)
@@ -274,12 +281,22 @@ class SeqAnalysis:
         return out
 
     def _count(self, d: int, out: int) -> None:
+        tally = self.tally
         if out & ANY_RETRANSMISSION:
-            self.retrans[d] += 1
-        counts = self.counts
-        for bit, name in _COUNTED:
+            tally[d] += 1
+        for bit, at in _COUNTED:
             if out & bit:
-                counts[name] += 1
+                tally[at] += 1
+
+    @property
+    def retrans(self) -> list[int]:
+        """Segments flagged as a retransmission of any kind: [c2s, s2c]."""
+        return self.tally[:2]
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """The other counters by their JSON names."""
+        return dict(zip(COUNTERS[1:], self.tally[2:], strict=True))
 
     def as_dict(self) -> dict[str, object]:
         """The `analysis` object of docs/json.md."""
