@@ -374,14 +374,6 @@ class LightHandshakes:
         backward &= ports[packets] == reverse_ports_np(c_ports)[group]
         one_tuple = np.logical_and.reduceat(forward | backward, starts) if packets.size else old
 
-        # A light handshake whose group is not one 4-tuple (a hash clash) leaves first.
-        if table:
-            leave_first[row[old & ~one_tuple]] = True
-            leaving_old = old & leave_first[row]
-        else:
-            leaving_old = old
-        active = (old & ~leaving_old) | (~old & fresh[first] & one_tuple)
-
         # Each packet against what its handshake waits for at that point.
         position = np.arange(packets.size) - starts[group]
         expected = want[group] + position
@@ -398,10 +390,11 @@ class LightHandshakes:
         misfit = (fitted < needed) & (sizes > fitted)
         waits = (fitted == sizes) & (fitted < needed)
 
-        # The clock ticks at packets: a new handshake must never be idle longer than
+        # The clock ticks at packets: a handshake must never be idle longer than
         # the timeout at a tick the exact path would see it pending at — between two
         # of its packets, or after its last one, to its misfit or the batch's end.
-        # (Light ones from earlier batches left first if the batch could do that.)
+        # (Light ones from earlier batches also leave first if the batch as a whole
+        # could do that: `leave_first` above.)
         reached = np.maximum.accumulate(ts)
         ts_in_group = ts[packets]
         before = np.r_[ts_in_group[:1], ts_in_group[:-1]]
@@ -412,7 +405,16 @@ class LightHandshakes:
         last_fit_ts = ts_in_group[starts + np.maximum(fitted, 1) - 1]
         until = np.where(waits, latest, reached[packets[starts + np.minimum(fitted, sizes - 1)]])
         slow_groups |= (waits | misfit) & (until - last_fit_ts > timeout)
-        active &= old | ~slow_groups
+
+        # A light handshake whose group is not one 4-tuple (a hash clash), or that
+        # this batch's ticks could time out (a packet stamped back in time moves its
+        # last time back, as on the exact path), leaves first.
+        if table:
+            leave_first[row[old & (~one_tuple | slow_groups)]] = True
+            leaving_old = old & leave_first[row]
+        else:
+            leaving_old = old
+        active = (old & ~leaving_old) | (~old & fresh[first] & one_tuple & ~slow_groups)
         done = active & ends_here
         broken = active & misfit
         waiting = active & waits
