@@ -31,5 +31,12 @@ class CaptureError(TcpscopeError):
     """Opening or reading a device or a capture file failed."""
 
 
+class DamagedCapture(CaptureError):
+    """A capture file that ends in a damaged or cut record: what came before it
+    was read and reported; the exit status says the input was damaged."""
+
+    exit_code = 2
+
+
 class UsageError(TcpscopeError):
     """Bad command line: print usage, exit 1."""

@@ -13,8 +13,10 @@ file), so file timestamps are exact to the microsecond.
 A file that ends in the middle of a record: libpcap reports it as an error,
 and `next_batch` then drops the packets it had already read in that batch. For
 files opened by path we reopen the file and read the good packets before the
-damage one by one, deliver them, and raise CaptureError on the next `read()`.
-(Standard input cannot be reread: there the packets of that last batch are lost.)
+damage one by one, deliver them, and raise DamagedCapture on the next `read()`,
+naming the record: `FILE: truncated at record N` (N counts from 1). A redirected
+file on standard input is reread the same way through /proc/self/fd/0; a pipe is
+read one packet at a time (cli.runloop), so nothing before the damage is lost.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from typing import Any, BinaryIO, NamedTuple
 import pcapy
 
 from tcpscope.capture.libpcap import status_message
-from tcpscope.errors import CaptureError, FilterSyntaxError
+from tcpscope.errors import CaptureError, DamagedCapture, FilterSyntaxError
 
 Frame = tuple[int, bytes]
 _Reader = Any  # pcapy's Reader type (pcapy ships no type information)
@@ -51,6 +53,7 @@ _F_SETPIPE_SZ = 1031  # Linux
 _POLLIN = 0x001
 _POLL_WAKE = 0x001 | 0x008 | 0x010 | 0x020  # POLLIN, POLLERR, POLLHUP, POLLNVAL
 _FILTER_PREFIX = "can't parse filter expression: "
+STDIN_AGAIN = "/proc/self/fd/0"  # a regular file on standard input, opened afresh
 
 
 class CaptureStats(NamedTuple):
@@ -232,17 +235,65 @@ class Capture:
         return self._reader
 
     def _after_error(self, message: str) -> list[Frame] | None:
-        error = CaptureError(_named(self.name, message))
-        if self.live or self._reopen_path is None or self._filter_changed_midway:
+        if self.live:
             self._eof = True
-            raise error
-        frames = self._salvage()
+            raise CaptureError(_named(self.name, message))
+        frames: list[Frame] = []
+        if self._reopen_path is not None and not self._filter_changed_midway:
+            frames = self._salvage()
         self._count += len(frames)
+        error = self._damage(message)
         if not frames:
             self._eof = True
             raise error
         self._pending = error
         return frames
+
+    def _damage(self, message: str) -> DamagedCapture:
+        """The one line for a file that failed at its record number N (from 1)."""
+        good = self._records_before_damage()
+        if good is None:  # a stream we cannot reread: what the filter let through
+            where = f"after {self._count} packets" if self._filter else f"at record {self._count + 1}"
+        else:
+            where = f"at record {good + 1}"
+        if message.startswith("truncated"):
+            return DamagedCapture(f"{self.name}: truncated {where}")
+        return DamagedCapture(_named(self.name, f"{_one_line(message)} ({where})"))
+
+    def _records_before_damage(self) -> int | None:
+        """How many records the file holds before the damaged one (no filter applied)."""
+        if self._reopen_path is None:
+            return None if self._filter else self._count
+        whole = self._count_records(4096, 0)  # whole batches before the failing one
+        if whole is None:
+            return None
+        return self._count_records(1, whole)
+
+    def _count_records(self, per_read: int, skip: int) -> int | None:
+        """Records read `per_read` at a time (after skipping `skip`) until the end or
+        an error, where next_batch drops the batch it was reading."""
+        assert self._reopen_path is not None
+        count = 0
+        try:
+            reader = pcapy.open_offline(self._reopen_path)
+        except pcapy.PcapError:
+            return None
+        try:
+            while skip > count:
+                _, meta = reader.next_batch(min(skip - count, 4096))
+                if not meta:
+                    return count
+                count += len(meta) // _META.size
+            while True:
+                _, meta = reader.next_batch(per_read)
+                if not meta:
+                    break
+                count += len(meta) // _META.size
+        except pcapy.PcapError:
+            pass
+        finally:
+            reader.close()
+        return count
 
     def _salvage(self) -> list[Frame]:
         """Reread the file and return the good packets of the batch that failed."""
@@ -421,8 +472,9 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
-def _open_stdin() -> tuple[_Reader, int]:
-    """libpcap on standard input, and the snapshot length from the stream's header."""
+def _open_stdin() -> tuple[_Reader, int, bool]:
+    """libpcap on standard input, the snapshot length from the stream's header, and
+    whether it is a whole regular file (one that can be reread from its start)."""
     mode = os.fstat(0).st_mode
     if stat.S_ISREG(mode):
         # A redirected file: peek with pread, which leaves libpcap's position alone.
@@ -435,24 +487,25 @@ def _open_stdin() -> tuple[_Reader, int]:
             return data
 
         head = _read_head(peek)
-        return pcapy.open_offline("-"), _file_snaplen(head) or 0
+        return pcapy.open_offline("-"), _file_snaplen(head) or 0, offset == len(head)
     # A pipe or terminal cannot be peeked at: read the header ourselves and hand
     # libpcap the header and then the rest of the stream.
     head = _read_head(lambda n: os.read(0, n))
     snaplen = _file_snaplen(head)
     if snaplen is not None:
-        return _stream_through_pipe(head), snaplen
+        return _stream_through_pipe(head), snaplen, False
     if len(head) >= _HEAD_LIMIT:
         raise CaptureError(f"-: no pcapng interface description in the first {_HEAD_LIMIT} bytes")
-    return _open_in_memory(head), 0  # the stream ended inside its header: libpcap says why
+    return _open_in_memory(head), 0, False  # the stream ended inside its header: libpcap says why
 
 
 def open_file(path: str) -> Capture:
     """Open a pcap or pcapng capture file ("-" = standard input)."""
     try:
         if path == "-":
-            reader, snaplen = _open_stdin()
-            return Capture(reader, "-", snaplen or MAX_SNAPLEN, live=False)
+            reader, snaplen, whole_file = _open_stdin()
+            reopen = STDIN_AGAIN if whole_file else None
+            return Capture(reader, "-", snaplen or MAX_SNAPLEN, live=False, reopen_path=reopen)
         if os.path.isdir(path):
             raise CaptureError(f"{path}: is a directory, not a capture file")
         reader = pcapy.open_offline(path)

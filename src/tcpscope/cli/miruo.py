@@ -226,6 +226,10 @@ def run(options: Options, out: TextIO, err: TextIO) -> int:
             now = runloop.run(cap, driver, stop, after_batch, LIVE_TIMEOUT_MS / 1000, READ_BATCH)
         if progress is not None:
             progress.close()
+        if stop.damage is not None:
+            out.flush()
+            err.write(f"{PROG}: {stop.damage}\n")
+            err.flush()
         driver.finish(now)
         if metrics is not None:  # final numbers served before the statistics say them
             metrics.publish(first_engine, cap, analyses[0][0].tracker, force=True)
@@ -242,7 +246,7 @@ def run(options: Options, out: TextIO, err: TextIO) -> int:
         err.flush()
         if metrics is not None and not stop.requested:  # no linger after an interrupted read
             metrics.linger()
-        return 0
+        return 0 if stop.damage is None else stop.damage.exit_code
     finally:
         if metrics is not None:
             metrics.close()

@@ -15,6 +15,7 @@ from types import FrameType
 from typing import Any, Protocol
 
 from tcpscope.capture import Capture, RawBatch
+from tcpscope.errors import DamagedCapture
 
 IDLE_WAIT_S = 0.2  # how long a quiet live capture sleeps before checking the clock and signals
 # On Linux, libpcap hands packets over a kernel block at a time, a block being
@@ -29,11 +30,14 @@ GC_THRESHOLD = 100_000  # allocations between young-generation collections (defa
 
 
 class StopFlag:
-    """Set by SIGINT/SIGTERM; the loop checks it between batches."""
+    """Set by SIGINT/SIGTERM; the loop checks it between batches. Also says why a
+    file ended early: `damage`, a damaged last record (reported by the command
+    after the loop, which then finishes as at the end of the file)."""
 
     def __init__(self) -> None:
         self.requested = False
         self.signal: int | None = None
+        self.damage: DamagedCapture | None = None
         self._previous: dict[int, Any] = {}
 
     def _handler(self, signum: int, frame: FrameType | None) -> None:
@@ -115,7 +119,11 @@ def _loop(
 ) -> int:
     size = STREAM_BATCH if cap.name == "-" and not _stdin_is_file() else batch_size
     while not stop.requested:
-        now = step(cap, engine, size)
+        try:
+            now = step(cap, engine, size)
+        except DamagedCapture as damage:
+            stop.damage = damage  # what came before it counts: end as at end of file
+            break
         if now is None:
             break
         after_batch(now)

@@ -178,6 +178,10 @@ def run(options: Options, out: TextIO, err: TextIO, log: logging.Logger) -> int:
             )
         if progress is not None:
             progress.close()
+        if stop.damage is not None:
+            out.flush()
+            err.write(f"{PROG}: {stop.damage}\n")
+            err.flush()
         driver.finish(now)  # still pending: timeouts, judged by the capture's clock
         if engine.bad_checksums:
             log.log(NOTICE, "%d packets dropped for bad checksums (-c)", engine.bad_checksums)
@@ -203,7 +207,7 @@ def run(options: Options, out: TextIO, err: TextIO, log: logging.Logger) -> int:
         err.flush()
         if metrics is not None and not stop.requested:  # no linger after an interrupted read
             metrics.linger()
-        return 0
+        return 0 if stop.damage is None else stop.damage.exit_code
     finally:
         if server is not None:
             server.close()
