@@ -235,11 +235,18 @@ def test_exclusion_by_network_and_family() -> None:
     assert fs.match("RX", ip("198.18.0.1"), 80) == ["RX"]
 
 
-def test_same_name_twice_is_one_counter_counted_once() -> None:
-    fs = FilterSet.parse(["web:RX@*:80", "web:TX@*:80", "web:RX@198.18.0.0/15:80"])
+def test_same_name_twice_is_an_error_naming_both() -> None:
+    with pytest.raises(FilterSyntaxError) as info:
+        FilterSet.parse(["web:RX@*:80", "db:TX@*:3306", "web:TX@*:80"])
+    message = str(info.value)
+    assert "'web' given twice" in message and "web:RX@*:80" in message
+    assert "web:TX@*:80" in message and "\n" not in message
+
+
+def test_several_exclusions_are_not_duplicates() -> None:
+    fs = FilterSet.parse([":RX@*:22", ":RX@*:23", "web:RX@*:80"])
     assert fs.names == ("RX", "TX", "web")
-    assert fs.match("RX", ip("198.18.0.1"), 80) == ["RX", "web"]
-    assert fs.match("TX", ip("198.18.0.1"), 80) == ["TX", "web"]
+    assert fs.match("RX", ip("198.18.0.1"), 22) == []
 
 
 def test_unknown_direction_matches_nothing() -> None:

@@ -13,12 +13,20 @@ import threading
 from collections.abc import Callable, Iterator
 
 import pytest
+from pathlib import Path
 
 from tcpscope import __version__
 from tcpscope.analyze.tcpeek_counters import Counters
 from tcpscope.cli import tcpeekstat
 from tcpscope.output.stats_json import make_provider
 from tcpscope.server.statsock import StatsServer
+
+
+@pytest.fixture(autouse=True)
+def state_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Where -g keeps unsent values: a fresh directory per test."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    return tmp_path / "state"
 
 
 @pytest.fixture
@@ -182,9 +190,53 @@ def test_gmetric_failing(server: str, sockdir: str) -> None:
     code, _, err = run(f"--gmetric={program}", "-U", server)
     assert code == 1
     assert one_error_line(err) == (
-        "tcpeekstat: gmetric failed (exit 3) for tcpeek_RX_success_dupsyn: cannot reach gmond"
+        "tcpeekstat: gmetric failed (exit 3) for tcpeek_RX_success_dupsyn: cannot reach gmond;"
+        " 12 values kept for the next run"
     )
     assert len(calls(sockdir)) == 1  # stops at the first failure
+
+
+def test_a_failing_gmetric_loses_no_counts(
+    server: str, sockdir: str, counters: Counters
+) -> None:
+    failing = fake_gmetric(sockdir, exit_code=3, message="cannot reach gmond")
+    assert run(f"--gmetric={failing}", "-U", server)[0] == 1
+    counters.record(["TX"], "reject", 0, 0)
+    counters.publish()
+    os.unlink(os.path.join(sockdir, "calls.txt"))
+    working = fake_gmetric(sockdir)
+    assert run(f"--gmetric={working}", "-U", server) == (0, "", "")
+    sent = calls(sockdir)
+    # 2 of the first REFRESH (1 reject + 1 unreach), kept, and 1 since
+    assert "-n tcpeek_TX_failure_reject -v 3 -t uint32" in sent
+    assert "-n tcpeek_RX_success_dupsyn -v 1 -t uint32" in sent
+    assert len(sent) == 12
+    # all sent: nothing is kept any more, the next run sends only what is new
+    os.unlink(os.path.join(sockdir, "calls.txt"))
+    assert run(f"--gmetric={working}", "-U", server)[0] == 0
+    assert "-n tcpeek_TX_failure_reject -v 0 -t uint32" in calls(sockdir)
+
+
+def test_a_gmetric_failing_halfway_keeps_only_the_rest(server: str, sockdir: str) -> None:
+    log = os.path.join(sockdir, "calls.txt")
+    flaky = os.path.join(sockdir, "flaky")
+    with open(flaky, "w") as f:  # fails on the 5th call
+        f.write(f'#!/bin/sh\necho "$*" >> "{log}"\n[ $(wc -l < "{log}") -lt 5 ]\n')
+    os.chmod(flaky, stat.S_IRWXU)
+    assert run(f"--gmetric={flaky}", "-U", server)[0] == 1
+    os.unlink(log)
+    assert run(f"--gmetric={fake_gmetric(sockdir)}", "-U", server)[0] == 0
+    sent = calls(sockdir)
+    assert "-n tcpeek_RX_success_dupsyn -v 0 -t uint32" in sent  # went out the first time
+    assert "-n tcpeek_TX_success_dupsyn -v 0 -t uint32" in sent
+    assert "-n tcpeek_TX_failure_reject -v 2 -t uint32" in sent  # kept, then sent
+
+
+def test_a_missing_gmetric_does_not_consume_the_refresh(
+    server: str, sockdir: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert run("--gmetric=/nonexistent/gmetric", "-U", server)[0] == 1
+    assert json.loads(tcpeekstat.fetch(server, "REFRESH"))[1]["TX"]["failure"]["reject"] == 2
 
 
 # --- errors -----------------------------------------------------------------
@@ -274,8 +326,48 @@ def test_server_that_never_answers(sockdir: str, monkeypatch: pytest.MonkeyPatch
     assert one_error_line(err) == f"tcpeekstat: no answer from {path} within 0.3 s"
 
 
+def test_deeply_nested_json_is_one_line(sockdir: str) -> None:
+    path = os.path.join(sockdir, "deep.sock")
+    thread = fake_server(path, answer_with(b"[" * 100_000 + b"]" * 100_000))
+    code, out, err = run("-U", path)
+    thread.join(5)
+    assert (code, out) == (1, "")
+    assert one_error_line(err) == f"tcpeekstat: bad answer from {path}: JSON nested too deeply"
+
+
+CONTROL = '[{"R\\u001b[2JX\\u0007":{"s\u009bx":{"t\\u007f":1}}}]'.encode()
+
+
+def test_control_bytes_from_the_server_are_escaped(sockdir: str) -> None:
+    path = os.path.join(sockdir, "esc1.sock")
+    thread = fake_server(path, answer_with(CONTROL))
+    code, out, err = run("-U", path)
+    thread.join(5)
+    assert (code, err) == (0, "")
+    assert " R\\x1b[2JX\\x07" in out and "s\\x9bx" in out and "t\\x7f : 1" in out
+    assert not any(ch in out for ch in "\x1b\x07\x7f\x9b")
+    path = os.path.join(sockdir, "esc2.sock")
+    thread = fake_server(path, answer_with(CONTROL))
+    code, out, err = run("-j", "-U", path)
+    thread.join(5)
+    assert code == 0 and not any(ch in out for ch in "\x1b\x07\x7f\x9b")
+    assert json.loads(out) == json.loads(CONTROL)
+    path = os.path.join(sockdir, "esc3.sock")
+    thread = fake_server(path, answer_with(b'{"error":"x\\u001b[31my"}'))
+    code, out, err = run("-U", path)
+    thread.join(5)
+    assert one_error_line(err) == "tcpeekstat: server error: x\\x1b[31my"
+
+
+def test_an_empty_socket_path_is_one_line() -> None:
+    code, out, err = run("-U", "")
+    assert (code, out) == (1, "")
+    assert one_error_line(err) == "tcpeekstat: the socket path is empty (-U PATH)"
+
+
 def test_gmetric_sees_the_servers_error(sockdir: str) -> None:
     path = os.path.join(sockdir, "fake.sock")
+    program = fake_gmetric(sockdir)  # gmetric is looked for before the REFRESH
     seen: list[bytes] = []
 
     def action(conn: socket.socket) -> None:
@@ -283,7 +375,7 @@ def test_gmetric_sees_the_servers_error(sockdir: str) -> None:
         conn.sendall(b'{"error":"unknown request \'REFRESH\'"}')
 
     thread = fake_server(path, action)
-    code, _, err = run("-g", "-U", path)
+    code, _, err = run(f"--gmetric={program}", "-U", path)
     thread.join(5)
     assert seen == [b"REFRESH\r\n"]
     assert code == 1

@@ -34,11 +34,12 @@ def utc_ns(text: str, ms: int = 0) -> int:
     return seconds * 1_000_000_000 + ms * 1_000_000
 
 
-# From the README; the rows end with one space in the original's output, and
-# the dashed rule is exactly as long as such a row (118 characters).
-README_HEADER = (
+# The header as the C tcpeek prints it (src/session.c of pandax381/tcpeek, and
+# side by side on a veth): it ends with one space, as its rows do; the README's
+# copy lost that space. The dashed rule is exactly as long as a row (118).
+C_HEADER = (
     " TIME(s) |       TIMESTAMP       |      SRC IP:PORT            DST IP:PORT     "
-    "|      RESULTS      | DUP SYN  DUP S/A"
+    "|      RESULTS      | DUP SYN  DUP S/A "
 )
 README_RULE = (
     "------------------------------------------------------------"
@@ -48,7 +49,8 @@ README_RULE = (
 
 def test_table_header() -> None:
     assert len(README_RULE) == 118
-    assert TABLE_HEADER == README_HEADER + "\n" + README_RULE
+    assert TABLE_HEADER == C_HEADER + "\n" + README_RULE
+    assert TABLE_HEADER.splitlines()[0].endswith("DUP S/A ")
 
 
 @pytest.mark.parametrize(

@@ -254,7 +254,21 @@ class FilterSet:
 
     @classmethod
     def parse(cls, texts: Iterable[str]) -> FilterSet:
-        return cls(parse_filter(t) for t in texts)
+        """The filters of a command line. A name given twice is an error: it would
+        be one counter for two filters without a word (list several groups after
+        commas in one filter instead)."""
+        filters = [parse_filter(t) for t in texts]
+        seen: dict[str, str] = {}
+        for f in filters:
+            if f.is_exclusion:
+                continue
+            if f.name in seen:
+                raise FilterSyntaxError(
+                    f"filter name '{f.name}' given twice ('{seen[f.name]}', '{f.text}'):"
+                    " give each filter its own name"
+                )
+            seen[f.name] = f.text
+        return cls(filters)
 
     @property
     def exclusions(self) -> tuple[Filter, ...]:

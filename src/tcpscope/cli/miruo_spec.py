@@ -12,7 +12,7 @@ from typing import Any
 
 from tcpscope.analyze.http import HttpDpi, parse_dpi_mode
 from tcpscope.cli.manpage import Page, Section
-from tcpscope.cli.options import number
+from tcpscope.cli.options import INT_MAX, number
 from tcpscope.cli.optspec import Command, Layout, Opt
 from tcpscope.paths import Mode, parse_mode
 
@@ -45,6 +45,9 @@ class Options:
     expression: str = ""
     paths: Mode = "bulk"
     action: str = "run"  # or "help", "version"
+
+
+MAX_CONTEXT = 100_000  # -v: segments kept around each shown one
 
 
 def _num(lo: int = 0, hi: int | None = None) -> Any:
@@ -99,7 +102,7 @@ OPTIONS = (
         short="v",
         arg="NUM",
         dest="view_data",
-        convert=_num(),
+        convert=_num(0, MAX_CONTEXT),
         api="view_data",
         man="Also show the <<NUM>> segments before and after each segment marked when it "
         "arrives. Default 0.",
@@ -110,7 +113,7 @@ OPTIONS = (
         short="T",
         arg="time[ms]",
         dest="long_connect_ms",
-        convert=_num(),
+        convert=_num(0, INT_MAX),
         api="long_connect_ms",
         man="Show sessions lasting longer than <<time>> milliseconds (last segment minus "
         "first). Default 0: off.",
@@ -121,7 +124,7 @@ OPTIONS = (
         short="t",
         arg="time[ms]",
         dest="long_delay_ms",
-        convert=_num(),
+        convert=_num(0, INT_MAX),
         api="long_delay_ms",
         man="Show segments arriving more than <<time>> milliseconds after the previous "
         "segment of their session (both are shown). Default 0: off.",
@@ -132,7 +135,7 @@ OPTIONS = (
         short="r",
         arg="time[ms]",
         dest="retransmit_ms",
-        convert=_num(),
+        convert=_num(0, INT_MAX),
         api="retransmit_ms",
         man="Show retransmissions that came at least <<time>> milliseconds after their "
         "original (same seq, ack, flags and frame length); 0 ignores retransmissions. "
@@ -144,7 +147,7 @@ OPTIONS = (
         short="s",
         arg="interval[sec]",
         dest="stat_interval",
-        convert=_num(),
+        convert=_num(0, INT_MAX),
         aliases=("stat-interval",),
         man="Print the statistics block to standard error every <<interval>> seconds "
         "(on the packets' clock for files). Default 0: only at exit.",
@@ -199,7 +202,7 @@ OPTIONS = (
         short="L",
         arg="NUM",
         dest="session_limit",
-        convert=_num(),
+        convert=_num(0, INT_MAX),
         aliases=("limit-session",),
         api="session_limit",
         man="Sessions tracked at once; SYNs past it are dropped and counted "
@@ -211,7 +214,7 @@ OPTIONS = (
         short="l",
         arg="NUM",
         dest="segment_limit",
-        convert=_num(),
+        convert=_num(0, INT_MAX),
         aliases=("limit-segment",),
         api="segment_limit",
         man="Segments held at once; past it segments are dropped and counted "

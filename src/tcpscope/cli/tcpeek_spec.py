@@ -13,7 +13,7 @@ from typing import Any
 
 from tcpscope.cli.logsetup import parse_level
 from tcpscope.cli.manpage import Page, Section
-from tcpscope.cli.options import number
+from tcpscope.cli.options import INT_MAX, number
 from tcpscope.cli.optspec import Command, Layout, Opt
 from tcpscope.errors import UsageError
 from tcpscope.paths import Mode, parse_mode
@@ -42,6 +42,10 @@ class Options:
     filters: tuple[str, ...] = ()
     paths: Mode = "bulk"
     action: str = "run"
+
+
+# -B: libpcap takes the buffer size in bytes as a C int.
+MAX_BUFFER_MB = (2**31 - 1) >> 20
 
 
 def _num(lo: int = 0, hi: int | None = None) -> Any:
@@ -124,7 +128,7 @@ OPTIONS = (
         short="t",
         arg="sec",
         dest="timeout",
-        convert=_num(1),
+        convert=_num(1, INT_MAX),
         api="timeout",
         man="A handshake not completed <<sec>> seconds after its last packet is judged a "
         "timeout. Default 60.",
@@ -135,7 +139,7 @@ OPTIONS = (
         short="B",
         arg="MB",
         dest="buffer_mb",
-        convert=_num(1),
+        convert=_num(1, MAX_BUFFER_MB),
         api="buffer_mb",
         man="The kernel capture buffer, in megabytes. Default 2.",
     ),

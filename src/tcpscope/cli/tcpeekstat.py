@@ -4,17 +4,25 @@ Default: GET and print one block per filter and section. ``-j``: GET and print
 the JSON on one line. ``-g``: REFRESH and feed the reject, timeout, dupsyn and
 dupsynack deltas to Ganglia's ``gmetric``. Every failure is one line on stderr
 and exit status 1.
+
+A REFRESH hands over the change since the previous one, once: so that a failing
+gmetric loses nothing, the values it could not send are kept in a small file
+(``--unsent``, default ``$XDG_STATE_HOME/tcpeekstat/`` + the socket path) and
+added to the next run's. Whatever the server sends is shown with its control
+characters escaped (``\x1b``), never raw on a terminal.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 from collections.abc import Sequence
 from typing import TextIO
 
@@ -42,7 +50,7 @@ USAGE = COMMAND.usage()
 
 def _parser() -> argparse.ArgumentParser:
     parser = COMMAND.argparser()
-    parser.set_defaults(socket=DEFAULT_SOCKET)
+    parser.set_defaults(socket=DEFAULT_SOCKET, unsent=None)
     return parser
 
 
@@ -51,6 +59,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def fetch(path: str, request: str, timeout: float = TIMEOUT) -> bytes:
     """Send one request line and read the answer until the server closes."""
+    if not path:
+        raise StatError("the socket path is empty (-U PATH)")
+    if "\0" in path:
+        raise StatError(f"the socket path {printable(path)} holds a NUL byte")
     deadline = time.monotonic() + timeout
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
@@ -79,7 +91,7 @@ def fetch(path: str, request: str, timeout: float = TIMEOUT) -> bytes:
     except ConnectionResetError:
         raise StatError(f"connection reset by {path}") from None
     except OSError as err:
-        raise StatError(f"{path}: {err.strerror or err}") from None
+        raise StatError(f"{printable(path)}: {err.strerror or err}") from None
     finally:
         sock.close()
     answer = b"".join(chunks)
@@ -94,8 +106,10 @@ def parse_answer(answer: bytes, path: str) -> tuple[Stats, object]:
         doc = json.loads(answer)
     except (UnicodeDecodeError, ValueError) as err:
         raise StatError(f"bad answer from {path}: not JSON ({err})") from None
+    except RecursionError:
+        raise StatError(f"bad answer from {path}: JSON nested too deeply") from None
     if isinstance(doc, dict) and "error" in doc:
-        raise StatError(f"server error: {doc['error']}")
+        raise StatError(f"server error: {printable(str(doc['error']))[:200]}")
     bad = StatError(f"bad answer from {path}: unexpected JSON layout")
     if not isinstance(doc, list):
         raise bad
@@ -123,16 +137,40 @@ def parse_answer(answer: bytes, path: str) -> tuple[Stats, object]:
 # --- the three outputs ------------------------------------------------------
 
 
+def printable(text: str) -> str:
+    """`text` with control characters (C0, DEL, C1) escaped, for a terminal."""
+    if text.isprintable():
+        return text
+    return "".join(
+        ch if ch.isprintable() or ch == " " else ch.encode("unicode_escape").decode("ascii")
+        for ch in text
+    )
+
+
+
+def json_printable(text: str) -> str:
+    """JSON text with the control characters json leaves raw (DEL, C1) as \\u escapes."""
+    if text.isprintable():
+        return text
+    out = []
+    for ch in text:
+        if ch.isprintable():
+            out.append(ch)
+        else:
+            out.append(json.dumps(ch)[1:-1] if ord(ch) > 0xFFFF else f"\\u{ord(ch):04x}")
+    return "".join(out)
+
+
 def render_text(stats: Stats) -> str:
     """One block per filter (and the pcap element), one sub-block per section."""
     lines: list[str] = []
     for name, sections in stats:
         lines.append(RULE)
-        lines.append(f" {name}")
-        width = max((len(item) for _, items in sections for item, _ in items), default=0)
+        lines.append(f" {printable(name)}")
+        width = max((len(printable(i)) for _, items in sections for i, _ in items), default=0)
         for section, items in sections:
-            lines.append(f"   {section}")
-            lines.extend(f"     {item:<{width}} : {value}" for item, value in items)
+            lines.append(f"   {printable(section)}")
+            lines.extend(f"     {printable(item):<{width}} : {value}" for item, value in items)
     lines.append(RULE)
     return "\n".join(lines)
 
@@ -150,11 +188,92 @@ def gmetric_calls(stats: Stats) -> list[tuple[str, int]]:
     return calls
 
 
-def run_gmetric(program: str, calls: Sequence[tuple[str, int]]) -> None:
+def find_gmetric(program: str) -> str:
     binary = shutil.which(program)
     if binary is None:
-        raise StatError(f"gmetric not found: {program}")
-    for metric, value in calls:
+        raise StatError(f"gmetric not found: {printable(program)}")
+    return binary
+
+
+def unsent_path(socket_path: str) -> str:
+    """Where -g keeps what gmetric could not send, one file per socket."""
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(
+        os.path.expanduser("~"), ".local", "state"
+    )
+    name = urllib.parse.quote(os.path.abspath(socket_path), safe="") + ".unsent.json"
+    return os.path.join(base, "tcpeekstat", name)
+
+
+def load_unsent(path: str) -> dict[str, int]:
+    try:
+        with open(path, encoding="utf-8") as stream:
+            doc = json.load(stream)
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError, RecursionError) as err:
+        raise StatError(f"{path}: cannot read the unsent values ({err})") from None
+    if not isinstance(doc, dict) or not all(
+        isinstance(v, int) and not isinstance(v, bool) for v in doc.values()
+    ):
+        raise StatError(f"{path}: not a file of unsent values")
+    return {str(k): int(v) for k, v in doc.items()}
+
+
+def save_unsent(path: str, values: dict[str, int]) -> None:
+    if not values:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        return
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    temporary = f"{path}.{os.getpid()}"
+    with open(temporary, "w", encoding="utf-8") as stream:
+        json.dump(values, stream)
+    os.replace(temporary, path)
+
+
+def with_unsent(calls: list[tuple[str, int]], unsent: dict[str, int]) -> list[tuple[str, int]]:
+    """This REFRESH's values plus what earlier runs could not send (uint32 wraps)."""
+    merged = [(m, (v + unsent.get(m, 0)) & 0xFFFFFFFF) for m, v in calls]
+    names = {m for m, _ in calls}
+    return merged + [(m, v) for m, v in unsent.items() if m not in names]
+
+
+def send_refresh(program: str, socket_path: str, unsent_file: str | None) -> None:
+    """-g: REFRESH, add what was left unsent, send; keep what could not be sent."""
+    binary = find_gmetric(program)  # before the REFRESH: a missing gmetric loses nothing
+    keep = unsent_file or unsent_path(socket_path)
+    earlier = load_unsent(keep)
+    stats, _ = parse_answer(fetch(socket_path, "REFRESH", TIMEOUT), socket_path)
+    calls = with_unsent(gmetric_calls(stats), earlier)
+    try:
+        run_gmetric(binary, calls)
+    except GmetricFailed as failed:
+        _keep_unsent(keep, dict(calls[failed.sent :]))
+        raise StatError(f"{failed}; {len(calls) - failed.sent} values kept for the next run")
+    _keep_unsent(keep, {})
+
+
+def _keep_unsent(path: str, values: dict[str, int]) -> None:
+    try:
+        save_unsent(path, values)
+    except OSError as err:
+        raise StatError(f"{path}: cannot keep the unsent values: {err.strerror or err}") from None
+
+
+class GmetricFailed(StatError):
+    """gmetric failed after `sent` values had gone out."""
+
+    def __init__(self, message: str, sent: int) -> None:
+        super().__init__(message)
+        self.sent = sent
+
+
+def run_gmetric(program: str, calls: Sequence[tuple[str, int]]) -> None:
+    """Send each value in order; GmetricFailed at the first that fails."""
+    binary = find_gmetric(program)
+    for sent, (metric, value) in enumerate(calls):
         argv = [binary, "-n", metric, "-v", str(value), "-t", "uint32"]
         try:
             done = subprocess.run(
@@ -166,13 +285,15 @@ def run_gmetric(program: str, calls: Sequence[tuple[str, int]]) -> None:
                 check=False,
             )
         except subprocess.TimeoutExpired:
-            raise StatError(f"gmetric timed out for {metric}") from None
+            raise GmetricFailed(f"gmetric timed out for {printable(metric)}", sent) from None
         except OSError as err:
-            raise StatError(f"cannot run {binary}: {err.strerror or err}") from None
+            raise GmetricFailed(f"cannot run {binary}: {err.strerror or err}", sent) from None
         if done.returncode != 0:
             said = done.stderr.decode("utf-8", "replace").strip().splitlines()
-            detail = f": {said[0]}" if said else ""
-            raise StatError(f"gmetric failed (exit {done.returncode}) for {metric}{detail}")
+            detail = f": {printable(said[0])[:200]}" if said else ""
+            raise GmetricFailed(
+                f"gmetric failed (exit {done.returncode}) for {printable(metric)}{detail}", sent
+            )
 
 
 # --- entry points -----------------------------------------------------------
@@ -200,11 +321,11 @@ def main(
         return 0
     try:
         if args.gmetric is not None:
-            stats, _ = parse_answer(fetch(args.socket, "REFRESH", TIMEOUT), args.socket)
-            run_gmetric(args.gmetric, gmetric_calls(stats))
+            send_refresh(args.gmetric, args.socket, args.unsent)
         elif args.json:
             _, doc = parse_answer(fetch(args.socket, "GET", TIMEOUT), args.socket)
-            out.write(json.dumps(doc, separators=(",", ":"), ensure_ascii=False) + "\n")
+            out.write(json_printable(json.dumps(doc, separators=(",", ":"), ensure_ascii=False)))
+            out.write("\n")
         else:
             stats, _ = parse_answer(fetch(args.socket, "GET", TIMEOUT), args.socket)
             out.write(render_text(stats) + "\n")
@@ -213,7 +334,7 @@ def main(
         return error.exit_code
     except KeyboardInterrupt:
         err.write(f"{PROG}: interrupted\n")
-        return 1
+        return 130
     except BrokenPipeError:
         return 1  # whoever read our output went away; nothing useful to say
     return 0

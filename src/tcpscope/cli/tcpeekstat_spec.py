@@ -36,6 +36,15 @@ OPTIONS = (
         dest="socket",
         man=f"tcpeek's statistics socket. Default {DEFAULT_SOCKET}.",
     ),
+    Opt(
+        "unsent",
+        "where -g keeps what gmetric could not send",
+        arg="FILE",
+        dest="unsent",
+        man="Where `-g` keeps the values gmetric could not send, to add them to the next "
+        "run's (a `REFRESH` hands each change over once). Default: "
+        "`$XDG_STATE_HOME/tcpeekstat/` (`~/.local/state/tcpeekstat/`) and the socket path.",
+    ),
     Opt("version", "version", short="v", action="version", man="Print the version and exit 0."),
     Opt("help", "help", short="h", action="help", man="Print the usage and exit 0."),
 )

@@ -16,9 +16,10 @@ from tcpscope.analyze.tcpeek_counters import FilterCounts, PcapStats
 
 LocalTime = Callable[[float], time.struct_time]
 
+# The header line ends with a space, as the original's does (its rows too).
 TABLE_HEADER = (
     " TIME(s) |       TIMESTAMP       |      SRC IP:PORT            DST IP:PORT     "
-    "|      RESULTS      | DUP SYN  DUP S/A\n" + "-" * 118
+    "|      RESULTS      | DUP SYN  DUP S/A \n" + "-" * 118
 )
 
 RESULT_TEXT = {

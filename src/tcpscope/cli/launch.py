@@ -1,0 +1,75 @@
+"""The commands' entry points, light enough to be running before any heavy import.
+
+A SIGINT/SIGTERM that comes before a command has started capturing (while
+numpy and libpcap load, while a large capture buffer is set up) stops it with
+one line, `PROG: interrupted`, and exit status 130 (143 for SIGTERM): no
+traceback. Once capture has started, `cli.runloop.StopFlag` takes the signal
+and the command ends with its reports and summary.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import signal
+import sys
+from types import FrameType
+
+COMMANDS = ("miruo", "tcpeek", "tcpeekstat")
+
+
+class Interrupted(BaseException):
+    """A stop signal before capture started (a BaseException: nothing may swallow it)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise Interrupted(signum)
+
+
+def run(name: str, argv: list[str] | None = None) -> int:
+    """Import and run one command; a stop signal before its capture started ends it."""
+    previous = {s: signal.signal(s, _interrupt) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        module = importlib.import_module(f"tcpscope.cli.{name}")
+        code: int = module.main(sys.argv[1:] if argv is None else argv)
+        return code
+    except (Interrupted, KeyboardInterrupt) as stop:
+        signum = stop.signum if isinstance(stop, Interrupted) else signal.SIGINT
+        try:
+            sys.stdout.flush()
+        except (OSError, ValueError):
+            pass
+        try:
+            sys.stderr.write(f"{name}: interrupted\n")
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass
+        return 128 + signum
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _entry(name: str) -> None:
+    code = run(name)
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:  # a reader such as `head` went away
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    sys.exit(code)
+
+
+def miruo() -> None:
+    _entry("miruo")
+
+
+def tcpeek() -> None:
+    _entry("tcpeek")
+
+
+def tcpeekstat() -> None:
+    _entry("tcpeekstat")
