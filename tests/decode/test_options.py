@@ -116,3 +116,23 @@ def test_random_bytes_never_raise() -> None:
         # every well-formed item shows up in the text, a malformed tail adds one "bad"
         assert len(text.split(", ")) - (text == "") >= len(items)
         assert text.count("bad opt[") <= 1
+
+
+@pytest.mark.parametrize(
+    ("raw", "text"),
+    [
+        (b"", "…"),
+        (b"\x02\x04\x05\xb4", "mss=1460, …"),  # cut between options
+        (b"\x02\x04\x05\xb4\x04\x02\x08\x0a\x00\x01", "mss=1460, sackOK, …"),  # inside one
+        (b"\x02\x04\x05\xb4\x01", "mss=1460, …"),  # a NOP, then the cut
+        (b"\x02", "…"),  # no room for the length byte
+        (b"\x02\x04\x05\xb4\x00", "mss=1460"),  # END before the cut: nothing is missing
+        (b"\x02\x00", "bad opt[2]"),  # malformed is malformed, cut or not
+    ],
+)
+def test_cut_options_end_with_an_ellipsis(raw: bytes, text: str) -> None:
+    assert format_options(raw, cut=True) == text
+
+
+def test_uncut_options_running_out_are_still_bad() -> None:
+    assert format_options(b"\x02\x04\x05", cut=False) == "bad opt[2]"

@@ -88,9 +88,15 @@ def test_fewer_than_20_bytes_captured(have: int) -> None:
 
 
 def test_captured_bytes_short_of_the_data_offset() -> None:
+    """A short snapshot length: the fixed header makes a segment, options as captured."""
     frame = frame_of(F.tcp(1, 2, 3, 4, "S", options=F.mss(1460) + F.timestamp(1, 2)))
-    tcp_error(frame[: 34 + 20 + 15])  # data offset 9 words = 36 bytes
-    assert seg_of(frame[: 34 + 36]).opt_len == 16
+    cut = seg_of(frame[: 34 + 20 + 15])  # data offset 9 words = 36 bytes
+    assert (cut.opt_len, cut.opt_cut, cut.options) == (15, True, frame[54:69])
+    assert cut.payload == b"" and cut.seq == 3
+    whole = seg_of(frame[: 34 + 36])
+    assert (whole.opt_len, whole.opt_cut) == (16, False)
+    bare = seg_of(frame[:54])
+    assert (bare.opt_len, bare.opt_cut) == (0, True)
 
 
 @pytest.mark.parametrize("offset", [0, 1, 4])

@@ -33,26 +33,39 @@ def _length_ok(kind: int, length: int) -> bool:
     return True
 
 
-def _scan(raw: bytes) -> tuple[list[tuple[int, bytes]], int | None]:
-    """The well-formed options up to END, and the kind of a malformed one that stopped us."""
+_ENDED, _EXHAUSTED, _OVERRUN, _MALFORMED = range(4)  # why the walk stopped
+
+
+def _walk(raw: bytes) -> tuple[list[tuple[int, bytes]], int | None, int]:
+    """The well-formed options up to END, the kind of a malformed one that stopped
+    us, and why the walk stopped (END, the bytes ran out between options or in
+    the middle of one, a malformed option)."""
     found: list[tuple[int, bytes]] = []
     i = 0
     n = len(raw)
     while i < n:
         kind = raw[i]
         if kind == END:
-            break
+            return found, None, _ENDED
         if kind == NOP:
             i += 1
             continue
         if i + 1 >= n:
-            return found, kind  # no room for the length byte
+            return found, kind, _OVERRUN  # no room for the length byte
         length = raw[i + 1]
-        if length < 2 or i + length > n or not _length_ok(kind, length):
-            return found, kind
+        if length < 2 or not _length_ok(kind, length):
+            return found, kind, _MALFORMED
+        if i + length > n:
+            return found, kind, _OVERRUN
         found.append((kind, raw[i + 2 : i + length]))
         i += length
-    return found, None
+    return found, None, _EXHAUSTED
+
+
+def _scan(raw: bytes) -> tuple[list[tuple[int, bytes]], int | None]:
+    """The well-formed options up to END, and the kind of a malformed one that stopped us."""
+    found, bad_kind, _ = _walk(raw)
+    return found, bad_kind
 
 
 def parse_options(raw: bytes) -> list[tuple[int, bytes]]:
@@ -77,10 +90,21 @@ def _format_one(kind: int, value: bytes) -> str:
     return f"len={len(value) + 2} opt[{kind}]"
 
 
-def format_options(raw: bytes) -> str:
-    """miruo's option list, e.g. "mss=1460, sackOK, timestamp 1003264520 0, wscale=10"."""
-    found, bad_kind = _scan(raw)
+CUT = "…"  # what the capture did not keep of the options (a short snapshot length)
+
+
+def format_options(raw: bytes, cut: bool = False) -> str:
+    """miruo's option list, e.g. "mss=1460, sackOK, timestamp 1003264520 0, wscale=10".
+
+    `cut`: the capture ended inside the options (`raw` is what it kept). The
+    options read in full are shown, then "…" for the rest (and for one the end
+    of the capture cut through), e.g. "mss=1460, …"; END before the cut ends the
+    list as usual.
+    """
+    found, bad_kind, stop = _walk(raw)
     items = [_format_one(kind, value) for kind, value in found]
-    if bad_kind is not None:
+    if bad_kind is not None and not (cut and stop == _OVERRUN):
         items.append(f"bad opt[{bad_kind}]")
+    elif cut and stop != _ENDED:
+        items.append(CUT)
     return ", ".join(items)

@@ -40,6 +40,7 @@ class Segment:
         "data",  # the captured frame
         "opt_off",  # TCP options: data[opt_off:opt_off + opt_len] (may be cut by snaplen)
         "opt_len",
+        "opt_cut",  # the capture ended inside the options (opt_len: the bytes it has)
         "pay_off",  # payload: data[pay_off:] (captured part only)
         "fragment",  # IPv4 MF set (a first fragment), or an IPv6 fragment header
         "ip_off",  # where the IP header starts in data (checksum checks need it)
@@ -66,6 +67,7 @@ class Segment:
     data: bytes
     opt_off: int
     opt_len: int
+    opt_cut: bool
     pay_off: int
     fragment: bool
     ip_off: int
@@ -110,6 +112,7 @@ class Segment:
         self.data = data
         self.opt_off = opt_off
         self.opt_len = opt_len
+        self.opt_cut = False
         self.pay_off = pay_off
         self.fragment = fragment
         self.ip_off = 0

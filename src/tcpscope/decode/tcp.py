@@ -34,12 +34,15 @@ def tcp_segment(
     hlen = (offset_byte >> 4) << 2
     if hlen < TCP_HEADER:
         raise DecodeError("TCP", f"TCP data offset {hlen >> 2} < 5")
-    if off + hlen > n:
-        raise DecodeError("TCP", "TCP options cut by the capture")
+    # A short snapshot length (tcpdump -s 64) may cut the options: the fixed 20
+    # bytes make a segment; the options are what was captured, marked as cut.
+    cut = off + hlen > n
+    if cut and l4_len < hlen:  # not cut by the capture: the IP length says it is not there
+        raise DecodeError("TCP", "TCP data offset past the end of the segment")
     payload_len = l4_len - hlen
     if payload_len < 0:  # the IP length says less than the TCP header: no payload
         payload_len = 0
-    return Segment(
+    seg = Segment(
         ts,
         version,
         src,
@@ -54,10 +57,12 @@ def tcp_segment(
         payload_len,
         data,
         off + TCP_HEADER,
-        hlen - TCP_HEADER,
+        (n - off if cut else hlen) - TCP_HEADER,
         off + hlen,
         fragment,
     )
+    seg.opt_cut = cut
+    return seg
 
 
 def quoted_ports(data: bytes, off: int, end: int) -> tuple[int, int, int | None] | None:

@@ -74,7 +74,7 @@ def _segment(seg: Segment, sess: Session) -> records.ShownSegment:
         client_state=st.STATE_NAMES[seg.cstate],
         server_state=st.STATE_NAMES[seg.sstate],
         fragment=bool(seg.fragment),
-        options=format_options(seg.options),
+        options=format_options(seg.options, seg.opt_cut),
         marks=tuple(name for bit, name in _MARK_NAMES if seg.marks & bit),
         dpi=None if dpi is None else tuple(dpi),
     )
