@@ -55,7 +55,14 @@ TCPEEK_TIMEOUT_MS = 1
 MAX_PENDING = 1_000_000
 # Only what a handshake verdict can use. On Ethernet, VLAN-tagged frames need their
 # own branch: plain "tcp" looks at the untagged offsets.
-CAPTURE_FILTER = "tcp or icmp or icmp6"
+# IPv6 whose first next header is an extension header (hop-by-hop, routing,
+# fragment, destination options, AH) is let through whole: libpcap's `tcp` looks
+# at the fixed header's next header only, and `ip6 protochain` loops backwards,
+# which a kernel filter refuses. Such packets are rare; the decoder walks the chain.
+IPV6_EXTENDED = (
+    "(ip6 and (ip6[6] == 0 or ip6[6] == 43 or ip6[6] == 44 or ip6[6] == 60 or ip6[6] == 51))"
+)
+CAPTURE_FILTER = f"tcp or icmp or icmp6 or {IPV6_EXTENDED}"
 ETHERNET_FILTER = f"{CAPTURE_FILTER} or (vlan and ({CAPTURE_FILTER}))"
 
 # What a capture can be opened from: a path, an open binary file, a device name.
