@@ -121,12 +121,25 @@ class RecentFailures:
         self.remember_ns = remember_ns
         self._judged: dict[tuple[bytes, int, bytes, int], tuple[int, int]] = {}
         self._hashes: dict[int, int] = {}  # hash -> how many 4-tuples have it
+        self._latest = 0  # the latest verdict time seen
 
     def __bool__(self) -> bool:
         return bool(self._judged)
 
     def add(self, key: tuple[bytes, int, bytes, int], seq: int, at: int) -> None:
         judged = self._judged
+        # Forgotten here, at verdicts (the same on every path), not when a SYN is
+        # looked up: which SYNs are looked up depends on the path (track.light),
+        # and a SYN's stamp may jump. The horizon follows the latest verdict.
+        if at > self._latest:
+            self._latest = at
+        horizon = self._latest - self.remember_ns
+        while judged:  # oldest first
+            oldest = next(iter(judged))
+            if judged[oldest][1] >= horizon:
+                break
+            del judged[oldest]
+            self._unhash(oldest)
         if key in judged:
             del judged[key]  # moved to the newest end
         elif len(key[0]) == 4:
@@ -134,22 +147,18 @@ class RecentFailures:
                 self._hashes[h] = self._hashes.get(h, 0) + 1
         judged[key] = (seq, at)
 
+    def _unhash(self, key: tuple[bytes, int, bytes, int]) -> None:
+        if len(key[0]) == 4:
+            for h in key_hashes(*key):
+                left = self._hashes.pop(h) - 1
+                if left:
+                    self._hashes[h] = left
+
     def is_late_copy(self, key: tuple[bytes, int, bytes, int], seq: int, now: int) -> bool:
-        """Is a SYN with this `seq` a late copy of one whose handshake was judged?"""
-        judged = self._judged
-        horizon = now - self.remember_ns
-        while judged:  # oldest first: forget what is too old
-            oldest = next(iter(judged))
-            if judged[oldest][1] >= horizon:
-                break
-            del judged[oldest]
-            if len(oldest[0]) == 4:
-                for h in key_hashes(*oldest):
-                    left = self._hashes.pop(h) - 1
-                    if left:
-                        self._hashes[h] = left
-        earlier = judged.get(key)
-        return earlier is not None and earlier[0] == seq and earlier[1] >= horizon
+        """Is a SYN with this `seq`, stamped `now`, a late copy of one whose handshake
+        was judged at most `remember_ns` before?"""
+        earlier = self._judged.get(key)
+        return earlier is not None and earlier[0] == seq and earlier[1] >= now - self.remember_ns
 
     def hashes(self) -> Iterable[int]:
         return self._hashes.keys()
