@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import subprocess
 import sys
 import time
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 
+import tcpscope
 from tcpscope.cli import miruo, tcpeek
 from tests.support.cli import stable
 
@@ -66,7 +68,10 @@ def run_in_process(tool: str, argv: list[str], batch: int) -> tuple[int, str, st
 
 
 def run_through_pipe(tool: str, argv: list[str], path: Path) -> tuple[int, str, str]:
-    """`cat F | python -m tcpscope TOOL ... -` in real processes."""
+    """`cat F | python -m tcpscope TOOL ... -` in real processes, running the same
+    tcpscope as this process (not whichever one is installed)."""
+    source = str(Path(tcpscope.__file__).resolve().parents[1])
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([source, os.environ.get("PYTHONPATH", "")]))
     with open(path, "rb") as stream:
         cat = subprocess.Popen(["cat"], stdin=stream, stdout=subprocess.PIPE)
         done = subprocess.run(
@@ -76,6 +81,7 @@ def run_through_pipe(tool: str, argv: list[str], path: Path) -> tuple[int, str, 
             text=True,
             timeout=RUN_LIMIT_S,
             check=False,
+            env=env,
         )
         cat.wait()
     return done.returncode, done.stdout, done.stderr
