@@ -56,11 +56,22 @@ class PcapStats:
 
 
 @dataclass(frozen=True, slots=True)
+class Uncounted:
+    """Handshakes no filter counts: between two non-local addresses (`not_local`),
+    and SYNs not followed because a million handshakes were pending (`over_limit`)."""
+
+    not_local: int = 0
+    over_limit: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class CountersSnapshot:
-    """Every filter's counts in filter order, and the capture statistics if known."""
+    """Every filter's counts in filter order, the capture statistics if known, and
+    the handshakes left uncounted."""
 
     filters: tuple[tuple[str, FilterCounts], ...]
     pcap: PcapStats | None = None
+    uncounted: Uncounted = Uncounted()
 
     def get(self, name: str) -> FilterCounts:
         for filter_name, counts in self.filters:
@@ -95,12 +106,15 @@ class CountersSnapshot:
 class Counters:
     """Live counters for the named filters (in order), owned by the capture thread."""
 
-    __slots__ = ("_names", "_pcap", "_published", "_refresh_base", "_refresh_lock", "_rows")
+    __slots__ = (
+        "_names", "_pcap", "_published", "_refresh_base", "_refresh_lock", "_rows", "_uncounted",
+    )  # fmt: skip
 
     def __init__(self, names: Iterable[str]) -> None:
         self._names: tuple[str, ...] = tuple(dict.fromkeys(names))
         self._rows: dict[str, list[int]] = {name: [0] * 6 for name in self._names}
         self._pcap: PcapStats | None = None
+        self._uncounted = Uncounted()
         self._published = self.snapshot()
         self._refresh_base = self._published
         self._refresh_lock = threading.Lock()
@@ -136,10 +150,16 @@ class Counters:
     def set_pcap_stats(self, recv: int, drop: int, ifdrop: int) -> None:
         self._pcap = PcapStats(recv, drop, ifdrop)
 
+    def set_uncounted(self, not_local: int, over_limit: int) -> None:
+        if (not_local, over_limit) != (self._uncounted.not_local, self._uncounted.over_limit):
+            self._uncounted = Uncounted(not_local, over_limit)
+
     def snapshot(self) -> CountersSnapshot:
         """An immutable copy of the live counters (call it from the owning thread)."""
         return CountersSnapshot(
-            tuple((name, FilterCounts(*self._rows[name])) for name in self._names), self._pcap
+            tuple((name, FilterCounts(*self._rows[name])) for name in self._names),
+            self._pcap,
+            self._uncounted,
         )
 
     def publish(self) -> CountersSnapshot:

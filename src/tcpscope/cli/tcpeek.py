@@ -161,6 +161,9 @@ def run(options: Options, out: TextIO, err: TextIO, log: logging.Logger) -> int:
             pcap = cap.stats()
             for one in runs:
                 one.counters.set_pcap_stats(*pcap)
+                one.counters.set_uncounted(
+                    one.analyzer.not_local, one.tracker.stats.dropped_sessions
+                )
                 one.counters.publish()
 
         def after_batch(now: int) -> None:
@@ -198,9 +201,12 @@ def run(options: Options, out: TextIO, err: TextIO, log: logging.Logger) -> int:
         for one in runs:
             snapshot = one.counters.publish()
             one.err.write(
-                tcpeek_text.summary(first, now, snapshot.filters, snapshot.pcap, options.icmp)
+                tcpeek_text.summary(
+                    first, now, snapshot.filters, snapshot.pcap, options.icmp,
+                    uncounted=snapshot.uncounted,
+                )
                 + "\n"
-            )
+            )  # fmt: skip
         if isinstance(driver, ShadowEngine):
             driver.check()
         out.flush()

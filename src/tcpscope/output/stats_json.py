@@ -4,7 +4,12 @@ GET::
 
     [{"RX":{"success":{"total":N,"dupsyn":N,"dupsynack":N},
             "failure":{"total":N,"timeout":N,"reject":N,"unreach":N}}},
-     ..., {"pcap":{"stats":{"recv":N,"drop":N,"ifdrop":N}}}]
+     ..., {"pcap":{"stats":{"recv":N,"drop":N,"ifdrop":N}}},
+     {"uncounted":{"handshakes":{"not_local":N,"over_limit":N}}}]
+
+`uncounted` (last, after the original's elements, in their shape) counts the
+handshakes no filter counts: between two non-local addresses, and SYNs not
+followed while a million handshakes were pending.
 
 REFRESH: the change since the previous REFRESH, with ``failure`` lacking
 ``unreach`` (it is added into ``reject``, as the original did) and no ``pcap``
@@ -45,6 +50,10 @@ def get_document(snapshot: CountersSnapshot) -> list[dict[str, Any]]:
     ]
     pcap = snapshot.pcap or PcapStats()
     doc.append({"pcap": {"stats": {"recv": pcap.recv, "drop": pcap.drop, "ifdrop": pcap.ifdrop}}})
+    gone = snapshot.uncounted
+    doc.append(
+        {"uncounted": {"handshakes": {"not_local": gone.not_local, "over_limit": gone.over_limit}}}
+    )
     return doc
 
 

@@ -12,7 +12,7 @@ import socket
 import time
 from collections.abc import Callable, Sequence
 
-from tcpscope.analyze.tcpeek_counters import FilterCounts, PcapStats
+from tcpscope.analyze.tcpeek_counters import FilterCounts, PcapStats, Uncounted
 
 LocalTime = Callable[[float], time.struct_time]
 
@@ -108,8 +108,11 @@ def summary(
     pcap_stats: PcapStats | None,
     icmp: bool,
     localtime: LocalTime = time.localtime,
+    uncounted: Uncounted = Uncounted(),
 ) -> str:
-    """The SUMMARY block; `from_ts`/`to_ts` in ns. No pcap section when `pcap_stats` is None."""
+    """The SUMMARY block; `from_ts`/`to_ts` in ns. No pcap section when `pcap_stats` is None.
+    The handshakes no filter counted get a section of their own when there are any
+    (so the block stays the original's otherwise)."""
     ms = max(to_ts - from_ts, 0) // 1_000_000
     elapsed = f"{ms // 1000}.{ms % 1000:03d}"
     lines = [
@@ -121,6 +124,13 @@ def summary(
     for name, counts in filters_counters:
         lines.append(SUMMARY_RULE)
         lines.extend(_filter_block(name, counts, icmp))
+    if uncounted.not_local or uncounted.over_limit:
+        lines += [
+            SUMMARY_RULE,
+            " not counted",
+            f"   Non-local handshakes  : {uncounted.not_local:6d}",
+            f"   Over the pending limit: {uncounted.over_limit:6d}",
+        ]
     if pcap_stats is not None:
         lines += [
             SUMMARY_RULE,
