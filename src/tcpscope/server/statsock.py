@@ -7,12 +7,19 @@ answer (no `write_timeout` seconds without progress), else it is dropped. The
 answer comes from `snapshot_provider(request)`, which must read only published
 snapshots (never the capture thread's live counters). After the answer the
 connection closes.
+
+Under load: the listen queue is the system's largest (SOMAXCONN), the open
+files limit is raised to its hard limit, and up to `max_clients` (4096)
+connections are served at once. When that many are open, the oldest client
+still silent (no request yet) is dropped to make room for the new one; one
+that has asked and is reading its answer is never dropped for a newcomer.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import resource
 import selectors
 import socket
 import stat
@@ -30,6 +37,8 @@ DEFAULT_SOCKET_PATH = "/var/run/tcpeek/tcpeek.sock"
 SOCKET_MODE = 0o660
 DIRECTORY_MODE = 0o755
 MAX_REQUEST = 256  # bytes in a request line; "REFRESH\r\n" is 9
+MAX_CLIENTS = 4096  # connections served at once (each is one descriptor)
+_FD_SPARE = 64  # descriptors left for capture, logging and the rest
 _RECV_SIZE = 4096
 
 _LISTENER = object()
@@ -71,7 +80,7 @@ class StatsServer:
         *,
         read_timeout: float = 5.0,
         write_timeout: float = 5.0,
-        max_clients: int = 64,
+        max_clients: int = MAX_CLIENTS,
     ) -> None:
         self.path = path
         self._provider = snapshot_provider
@@ -84,7 +93,7 @@ class StatsServer:
         self._waker_r: socket.socket | None = None
         self._waker_w: socket.socket | None = None
         self._selector: selectors.BaseSelector | None = None
-        self._clients: dict[int, _Client] = {}
+        self._clients: dict[int, _Client] = {}  # in the order they were accepted
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._identity: tuple[int, int] | None = None  # (st_dev, st_ino) of our socket file
@@ -104,13 +113,14 @@ class StatsServer:
             self._identity = (st.st_dev, st.st_ino)
             os.chmod(self.path, SOCKET_MODE)
             self._chown(self.path)
-            listener.listen(16)
+            listener.listen(socket.SOMAXCONN)
             listener.setblocking(False)
         except OSError as err:
             listener.close()
             self._unlink_own_socket()
             raise TcpscopeError(f"socket {self.path}: {err.strerror or err}") from err
         self._listener = listener
+        self._max_clients = min(self._max_clients, _descriptors_for_clients())
         self._waker_r, self._waker_w = socket.socketpair()
         self._waker_r.setblocking(False)
         self._waker_w.setblocking(False)
@@ -275,13 +285,21 @@ class StatsServer:
                 # EMFILE and friends: leave the rest in the backlog until the next turn
                 log.warning("statistics socket: accept failed: %s", err)
                 return
-            if len(self._clients) >= self._max_clients:
-                sock.close()
+            if len(self._clients) >= self._max_clients and not self._drop_oldest_silent():
+                sock.close()  # every one of them is being answered: no room
                 continue
             sock.setblocking(False)
             client = _Client(sock, time.monotonic() + self._read_timeout)
             self._clients[sock.fileno()] = client
             self._selector.register(sock, selectors.EVENT_READ, client)
+
+    def _drop_oldest_silent(self) -> bool:
+        """Make room: drop the oldest client that has not sent its request yet."""
+        for client in self._clients.values():  # oldest first
+            if client.answer is None:
+                self._drop(client)
+                return True
+        return False
 
     def _read(self, client: _Client) -> None:
         try:
@@ -370,3 +388,16 @@ class StatsServer:
             except (KeyError, ValueError):
                 pass
         client.sock.close()
+
+
+def _descriptors_for_clients() -> int:
+    """Raise the open files limit to its hard limit; how many clients it leaves room for."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        target = MAX_CLIENTS + _FD_SPARE if hard == resource.RLIM_INFINITY else hard
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, target), hard))
+            soft = max(soft, target)
+        except (ValueError, OSError):
+            pass
+    return max(1, soft - _FD_SPARE)
