@@ -230,7 +230,8 @@ def run(options: Options, out: TextIO, err: TextIO) -> int:
             out.flush()
             err.write(f"{PROG}: {stop.damage}\n")
             err.flush()
-        driver.finish(now)
+        # the sessions still open are reported; a second stop signal cuts that short
+        cut_short = runloop.finish_unless_stopped(lambda: driver.finish(now))
         if metrics is not None:  # final numbers served before the statistics say them
             metrics.publish(first_engine, cap, analyses[0][0].tracker, force=True)
         figures.forget()  # the last reading is taken now, not at the last tick
@@ -240,7 +241,7 @@ def run(options: Options, out: TextIO, err: TextIO) -> int:
                 miruo.out.write(miruo_json.dumps(miruo_json.stats_object(view)) + "\n")
             else:
                 miruo.err.write(render_stats(view))
-        if isinstance(driver, ShadowEngine):
+        if isinstance(driver, ShadowEngine) and not cut_short:
             driver.check()
         out.flush()
         err.flush()

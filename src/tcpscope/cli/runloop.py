@@ -66,6 +66,29 @@ class Feeder(Protocol):
     def tick(self, now: int) -> None: ...
 
 
+class _CutShort(BaseException):
+    """A stop signal while the end-of-capture reports were being written."""
+
+
+def _cut_short(signum: int, frame: FrameType | None) -> None:
+    raise _CutShort
+
+
+def finish_unless_stopped(finish: Callable[[], None]) -> bool:
+    """Run `finish` (the end-of-capture reports: a SYN flood may leave a million
+    pending handshakes to write out); a stop signal meanwhile cuts it short at
+    once. True when it was cut short. The caller then still prints its summary."""
+    previous = {s: signal.signal(s, _cut_short) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        finish()
+        return False
+    except _CutShort:
+        return True
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
 def _stdin_is_file() -> bool:
     try:
         return stat.S_ISREG(os.fstat(0).st_mode)

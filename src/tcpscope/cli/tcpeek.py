@@ -185,7 +185,11 @@ def run(options: Options, out: TextIO, err: TextIO, log: logging.Logger) -> int:
             out.flush()
             err.write(f"{PROG}: {stop.damage}\n")
             err.flush()
-        driver.finish(now)  # still pending: timeouts, judged by the capture's clock
+        # still pending: timeouts, judged by the capture's clock; a second stop
+        # signal cuts that short, and the summary still follows
+        cut_short = runloop.finish_unless_stopped(lambda: driver.finish(now))
+        if cut_short:
+            log.log(NOTICE, "stopped: not every pending handshake was reported")
         if engine.bad_checksums:
             log.log(NOTICE, "%d packets dropped for bad checksums (-c)", engine.bad_checksums)
         if tracker.stats.dropped_sessions:
@@ -207,7 +211,7 @@ def run(options: Options, out: TextIO, err: TextIO, log: logging.Logger) -> int:
                 )
                 + "\n"
             )  # fmt: skip
-        if isinstance(driver, ShadowEngine):
+        if isinstance(driver, ShadowEngine) and not cut_short:
             driver.check()
         out.flush()
         err.flush()
