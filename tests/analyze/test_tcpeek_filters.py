@@ -277,7 +277,10 @@ FILTER_TEXTS = [
 def test_match_ipv4_gives_what_match_gives(
     texts: list[str], rows: list[tuple[bool, int, int]]
 ) -> None:
-    filters = FilterSet.parse(texts)
+    named: dict[str, str] = {}  # one filter a name (a name given twice is refused)
+    for text in texts:
+        named.setdefault(text.split(":", 1)[0] or text, text)
+    filters = FilterSet.parse(list(named.values()))
     outbound = np.array([r[0] for r in rows])
     remote = np.array([r[1] for r in rows], dtype=np.uint64)
     ports = np.array([r[2] for r in rows], dtype=np.uint64)

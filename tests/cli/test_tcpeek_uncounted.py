@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tcpscope import pipeline
 from tcpscope.cli import tcpeek
 from tests.support import frames as f
 from tests.support.cli import run_main
@@ -42,7 +43,7 @@ def section(err: str) -> list[str]:
 def test_the_summary_shows_both(
     capture: Path, paths: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(tcpeek, "MAX_PENDING", 2)
+    monkeypatch.setattr(pipeline, "MAX_PENDING", 2)
     _, err = run_main(
         tcpeek.main, ["-q", "--local", "198.18.0.1", "--paths", paths, "-r", str(capture)]
     )

@@ -491,6 +491,8 @@ class LightHandshakes:
             moved = np.flatnonzero(old & waiting)
             self.want[row[moved]] = new_want[moved]
             self.last_ts[row[moved]] = last_ts[moved]
+            if moved.size:  # a packet stamped back in time moves a row's last time back
+                self.oldest = min(self.oldest, int(last_ts[moved].min()))
             before = self.synack_arena[row[moved]]
             self.synack_arena[row[moved]] = synack_arena[moved]
             self._hold(synack_arena[moved][before < 0])  # a SYN/ACK came in this batch
