@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tcpscope.capture import open_file
 from tcpscope import pipeline
+from tcpscope.capture import open_file
 from tcpscope.cli import miruo, tcpeek
 from tests.support import frames as f
 from tests.support.cli import run_main
@@ -57,9 +57,7 @@ def test_the_capture_filter_keeps_extension_chains(capture: Path) -> None:
 
 
 def test_tcpeek_judges_them(capture: Path) -> None:
-    out, _ = run_main(
-        tcpeek.main, ["-q", "--json", "--icmp", "--local", C, "-r", str(capture)]
-    )
+    out, _ = run_main(tcpeek.main, ["-q", "--json", "--icmp", "--local", C, "-r", str(capture)])
     verdicts = {o["client_port"]: o["result"] for o in map(json.loads, out.splitlines())}
     assert verdicts == {
         40000: "success", 40001: "timeout", 40002: "timeout", 40003: "unreach", 40004: "unreach",

@@ -40,9 +40,7 @@ def section(err: str) -> list[str]:
 
 
 @pytest.mark.parametrize("paths", ["bulk", "exact", "shadow"])
-def test_the_summary_shows_both(
-    capture: Path, paths: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_summary_shows_both(capture: Path, paths: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(pipeline, "MAX_PENDING", 2)
     _, err = run_main(
         tcpeek.main, ["-q", "--local", "198.18.0.1", "--paths", paths, "-r", str(capture)]

@@ -11,9 +11,9 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
-from pathlib import Path
 
 from tcpscope import __version__
 from tcpscope.analyze.tcpeek_counters import Counters

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import json
 
-from tcpscope.analyze.tcpeek_counters import Counters, CountersSnapshot, FilterCounts, PcapStats, Uncounted
+from tcpscope.analyze.tcpeek_counters import (
+    Counters,
+    CountersSnapshot,
+    FilterCounts,
+    PcapStats,
+    Uncounted,
+)
 from tcpscope.output.stats_json import (
     make_provider,
     render_error,

@@ -5,8 +5,9 @@ its options are read as far as they were captured and the rest is shown `…`
 (`<mss=1460, …>`); the frame length column still shows the length on the wire.
 Where the options were not captured, a retransmission whose options changed
 (a new timestamp) cannot be told from one that kept them: it is marked a
-plain retransmission (red, not magenta). IPv6 needs 74 bytes on Ethernet (14 + 40 + 20) before its TCP header is whole:
-below that only the IPv4 sessions can be followed, and only they are compared.
+plain retransmission (red, not magenta). IPv6 needs 74 bytes on Ethernet
+(14 + 40 + 20) before its TCP header is whole: below that only the IPv4
+sessions can be followed, and only they are compared.
 """
 
 from __future__ import annotations

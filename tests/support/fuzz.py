@@ -272,11 +272,26 @@ def scripted_pool(rng: random.Random, handshakes: int = 400) -> list[Frame]:
         cport, sport = 30000 + n % 300, rng.choice((80, 443, 22))
         cseq, sseq = rng.getrandbits(32), rng.getrandbits(32)
 
-        def c(flags: str, seq: int, ack: int, payload: bytes = b"", opts: bytes = b"") -> bytes:
-            return f.tcp_frame(client, cport, server, sport, flags, seq, ack, payload, opts)
+        ends = (client, cport, server, sport)
 
-        def s(flags: str, seq: int, ack: int, payload: bytes = b"") -> bytes:
-            return f.tcp_frame(server, sport, client, cport, flags, seq, ack, payload)
+        def c(
+            flags: str,
+            seq: int,
+            ack: int,
+            payload: bytes = b"",
+            opts: bytes = b"",
+            ends: tuple[str, int, str, int] = ends,
+        ) -> bytes:
+            return f.tcp_frame(ends[0], ends[1], ends[2], ends[3], flags, seq, ack, payload, opts)
+
+        def s(
+            flags: str,
+            seq: int,
+            ack: int,
+            payload: bytes = b"",
+            ends: tuple[str, int, str, int] = ends,
+        ) -> bytes:
+            return f.tcp_frame(ends[2], ends[3], ends[0], ends[1], flags, seq, ack, payload)
 
         script = [c("S", cseq, 0, opts=f.mss(1460) + f.sack_perm() + f.timestamp(1, 0))]
         end = rng.random()

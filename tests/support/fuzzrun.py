@@ -96,7 +96,7 @@ def outcome_problem(tool: str, code: int, err: str) -> str | None:
         return None
     if code == 1:
         lines = err.splitlines()
-        if len(mine) != 1 or lines[0] != mine[0] and not lines[0].startswith("listening on"):
+        if len(mine) != 1 or (lines[0] != mine[0] and not lines[0].startswith("listening on")):
             return f"exit 1 without one error line: {err[-300:]!r}"
         return None
     if code == 2:
@@ -110,9 +110,7 @@ def comparable(text: str) -> list[str]:
     return stable(text)
 
 
-def check_file(
-    path: Path, tally: Tally, pipe: bool, batches: tuple[int, ...] = BATCHES
-) -> None:
+def check_file(path: Path, tally: Tally, pipe: bool, batches: tuple[int, ...] = BATCHES) -> None:
     """Every tool, mode and batch size on one file; the pipe too if asked."""
     tally.files += 1
     for tool, modes in MODES.items():
@@ -135,9 +133,7 @@ def check_file(
                 problem = outcome_problem(tool, code, err)
                 if problem is not None:
                     tally.problems.append(f"{name}: {problem}")
-                results[f"batch {batch}"] = (
-                    code, _named(out, str(path)), _named(err, str(path))
-                )
+                results[f"batch {batch}"] = (code, _named(out, str(path)), _named(err, str(path)))
             if pipe:
                 tally.runs += 1
                 try:
@@ -160,9 +156,7 @@ def _named(text: str, name: str) -> list[str]:
     ]
 
 
-def _compare(
-    name: str, results: dict[str, tuple[int, list[str], list[str]]], tally: Tally
-) -> None:
+def _compare(name: str, results: dict[str, tuple[int, list[str], list[str]]], tally: Tally) -> None:
     if not results:
         return
     first_key = next(iter(results))
@@ -171,8 +165,10 @@ def _compare(
         if other[0] != first[0]:
             tally.problems.append(f"{name}: exit {first[0]} ({first_key}) but {other[0]} ({key})")
         elif other[1] != first[1]:
-            tally.problems.append(f"{name}: stdout differs, {first_key} vs {key}: "
-                                  f"{_first_difference(first[1], other[1])}")
+            tally.problems.append(
+                f"{name}: stdout differs, {first_key} vs {key}: "
+                f"{_first_difference(first[1], other[1])}"
+            )
         elif other[2] != first[2] and key != "pipe":
             tally.problems.append(f"{name}: stderr differs, {first_key} vs {key}: "
                                   f"{_first_difference(first[2], other[2])}")  # fmt: skip

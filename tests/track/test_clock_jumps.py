@@ -104,7 +104,9 @@ def test_a_pipe_gives_what_the_file_gives(name: str, captures: dict[str, Path]) 
     """`cat F | tcpeek -r -` reads one packet at a time: the same answer, byte for byte."""
     args = ["-m", "tcpscope", "tcpeek", "-q", "--json", *LOCAL]
     path = captures[name]
-    direct = subprocess.run([sys.executable, *args, "-r", str(path)], capture_output=True, timeout=60)
+    direct = subprocess.run(
+        [sys.executable, *args, "-r", str(path)], capture_output=True, timeout=60
+    )
     with open(path, "rb") as stream:
         cat = subprocess.Popen(["cat"], stdin=stream, stdout=subprocess.PIPE)
         piped = subprocess.run(

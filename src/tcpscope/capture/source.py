@@ -253,7 +253,9 @@ class Capture:
         """The one line for a file that failed at its record number N (from 1)."""
         good = self._records_before_damage()
         if good is None:  # a stream we cannot reread: what the filter let through
-            where = f"after {self._count} packets" if self._filter else f"at record {self._count + 1}"
+            where = (
+                f"after {self._count} packets" if self._filter else f"at record {self._count + 1}"
+            )
         else:
             where = f"at record {good + 1}"
         if message.startswith("truncated"):
@@ -547,9 +549,7 @@ def open_stream(stream: BinaryIO, name: str = "<stream>") -> Capture:
         data = stream.read()
         if not isinstance(data, bytes):
             raise CaptureError(f"{name}: not a binary file (read() gave {type(data).__name__})")
-        return Capture(
-            _open_in_memory(data), name, _file_snaplen(data) or MAX_SNAPLEN, live=False
-        )
+        return Capture(_open_in_memory(data), name, _file_snaplen(data) or MAX_SNAPLEN, live=False)
     except pcapy.PcapError as exc:
         message = str(exc)
         if message.startswith(("/dev/fd/", "/proc/self/fd/")):

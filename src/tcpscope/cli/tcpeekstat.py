@@ -147,7 +147,6 @@ def printable(text: str) -> str:
     )
 
 
-
 def json_printable(text: str) -> str:
     """JSON text with the control characters json leaves raw (DEL, C1) as \\u escapes."""
     if text.isprintable():
@@ -251,7 +250,8 @@ def send_refresh(program: str, socket_path: str, unsent_file: str | None) -> Non
         run_gmetric(binary, calls)
     except GmetricFailed as failed:
         _keep_unsent(keep, dict(calls[failed.sent :]))
-        raise StatError(f"{failed}; {len(calls) - failed.sent} values kept for the next run")
+        kept = len(calls) - failed.sent
+        raise StatError(f"{failed}; {kept} values kept for the next run") from None
     _keep_unsent(keep, {})
 
 

@@ -86,7 +86,8 @@ def _arrowed(seg: Segment) -> str:
 def _tail(seg: Segment, view: ViewConfig) -> str:
     # -F0 keeps the column, blank (the original prints an empty mark there)
     frag = (" F" if seg.fragment else " -") if view.fragment_column else " "
-    return f"{seg.seq:08X}/{seg.ack:08X} {seg.wire_len:4d}{frag} <{format_options(seg.options, seg.opt_cut)}>"
+    options = format_options(seg.options, seg.opt_cut)
+    return f"{seg.seq:08X}/{seg.ack:08X} {seg.wire_len:4d}{frag} <{options}>"
 
 
 def render_session(rec: ShownSession, view: ViewConfig) -> list[str]:

@@ -29,6 +29,7 @@ RESULT_TEXT = {
     "unreach": "failure (unreach)",
 }
 
+NONE_UNCOUNTED = Uncounted()
 SUMMARY_TITLE = "========== TCPEEK SUMMARY =========="
 SUMMARY_RULE = "-" * 36
 SUMMARY_END = "=" * 36
@@ -108,7 +109,7 @@ def summary(
     pcap_stats: PcapStats | None,
     icmp: bool,
     localtime: LocalTime = time.localtime,
-    uncounted: Uncounted = Uncounted(),
+    uncounted: Uncounted = NONE_UNCOUNTED,
 ) -> str:
     """The SUMMARY block; `from_ts`/`to_ts` in ns. No pcap section when `pcap_stats` is None.
     The handshakes no filter counted get a section of their own when there are any
