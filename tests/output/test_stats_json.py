@@ -30,21 +30,25 @@ def test_get_matches_the_spec_example() -> None:
         '"failure":{"total":10,"timeout":0,"reject":10,"unreach":0}}},'
         '{"TX":{"success":{"total":3,"dupsyn":1,"dupsynack":0},'
         '"failure":{"total":0,"timeout":0,"reject":0,"unreach":0}}},'
-        '{"pcap":{"stats":{"recv":89,"drop":0,"ifdrop":0}}},'
-        '{"uncounted":{"handshakes":{"not_local":0,"over_limit":0}}}]'
+        '{"pcap":{"stats":{"recv":89,"drop":0,"ifdrop":0}}}]'
     )
 
 
-def test_get_ends_with_the_uncounted_handshakes() -> None:
+def test_get_shows_the_uncounted_handshakes_beside_pcap() -> None:
     snap = CountersSnapshot((("RX", FilterCounts()),), PcapStats(1, 0, 0), Uncounted(7, 2))
     doc = json.loads(render_get(snap))
-    assert [next(iter(e)) for e in doc] == ["RX", "pcap", "uncounted"]
-    assert doc[-1] == {"uncounted": {"handshakes": {"not_local": 7, "over_limit": 2}}}
+    assert [next(iter(e)) for e in doc] == ["RX", "pcap"]  # the original's elements
+    assert doc[-1] == {
+        "pcap": {
+            "stats": {"recv": 1, "drop": 0, "ifdrop": 0},
+            "uncounted": {"not_local": 7, "over_limit": 2},
+        }
+    }
 
 
 def test_get_without_pcap_stats_reports_zeros() -> None:
     doc = json.loads(render_get(CountersSnapshot((("RX", FilterCounts()),))))
-    assert doc[-2] == {"pcap": {"stats": {"recv": 0, "drop": 0, "ifdrop": 0}}}
+    assert doc[-1] == {"pcap": {"stats": {"recv": 0, "drop": 0, "ifdrop": 0}}}
 
 
 def test_refresh_folds_unreach_into_reject_and_has_no_pcap() -> None:

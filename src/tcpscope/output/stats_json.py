@@ -4,12 +4,13 @@ GET::
 
     [{"RX":{"success":{"total":N,"dupsyn":N,"dupsynack":N},
             "failure":{"total":N,"timeout":N,"reject":N,"unreach":N}}},
-     ..., {"pcap":{"stats":{"recv":N,"drop":N,"ifdrop":N}}},
-     {"uncounted":{"handshakes":{"not_local":N,"over_limit":N}}}]
+     ..., {"pcap":{"stats":{"recv":N,"drop":N,"ifdrop":N}}}]
 
-`uncounted` (last, after the original's elements, in their shape) counts the
-handshakes no filter counts: between two non-local addresses, and SYNs not
-followed while a million handshakes were pending.
+When some handshakes were counted in no filter (between two non-local
+addresses; SYNs not followed while a million handshakes were pending), the
+last element gains a second section, in the same shape:
+``{"pcap":{"stats":{...},"uncounted":{"not_local":N,"over_limit":N}}}``.
+The elements, their order and the ``stats`` section stay the original's.
 
 REFRESH: the change since the previous REFRESH, with ``failure`` lacking
 ``unreach`` (it is added into ``reject``, as the original did) and no ``pcap``
@@ -49,11 +50,13 @@ def get_document(snapshot: CountersSnapshot) -> list[dict[str, Any]]:
         for name, c in snapshot.filters
     ]
     pcap = snapshot.pcap or PcapStats()
-    doc.append({"pcap": {"stats": {"recv": pcap.recv, "drop": pcap.drop, "ifdrop": pcap.ifdrop}}})
+    element: dict[str, dict[str, int]] = {
+        "stats": {"recv": pcap.recv, "drop": pcap.drop, "ifdrop": pcap.ifdrop}
+    }
     gone = snapshot.uncounted
-    doc.append(
-        {"uncounted": {"handshakes": {"not_local": gone.not_local, "over_limit": gone.over_limit}}}
-    )
+    if gone.not_local or gone.over_limit:
+        element["uncounted"] = {"not_local": gone.not_local, "over_limit": gone.over_limit}
+    doc.append({"pcap": element})
     return doc
 
 
