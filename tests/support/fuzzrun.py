@@ -67,24 +67,32 @@ def run_in_process(tool: str, argv: list[str], batch: int) -> tuple[int, str, st
     return code, out.getvalue(), err.getvalue(), time.monotonic() - started
 
 
-def run_through_pipe(tool: str, argv: list[str], path: Path) -> tuple[int, str, str]:
+def run_through_pipe(tool_name: str, argv: list[str], path: Path) -> tuple[int, str, str]:
     """`cat F | python -m tcpscope TOOL ... -` in real processes, running the same
     tcpscope as this process (not whichever one is installed)."""
     source = str(Path(tcpscope.__file__).resolve().parents[1])
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([source, os.environ.get("PYTHONPATH", "")]))
     with open(path, "rb") as stream:
         cat = subprocess.Popen(["cat"], stdin=stream, stdout=subprocess.PIPE)
-        done = subprocess.run(
-            [sys.executable, "-m", "tcpscope", tool, *argv, "-"],
+        assert cat.stdout is not None
+        tool = subprocess.Popen(
+            [sys.executable, "-m", "tcpscope", tool_name, *argv, "-"],
             stdin=cat.stdout,
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
-            timeout=RUN_LIMIT_S,
-            check=False,
             env=env,
         )
-        cat.wait()
-    return done.returncode, done.stdout, done.stderr
+        cat.stdout.close()  # the tool's alone: cat must see it go if it stops reading early
+        try:
+            out, err = tool.communicate(timeout=RUN_LIMIT_S)
+        finally:
+            if tool.poll() is None:
+                tool.kill()
+                tool.communicate()
+            cat.kill()
+            cat.wait()
+    return tool.returncode, out, err
 
 
 def outcome_problem(tool: str, code: int, err: str) -> str | None:
