@@ -33,26 +33,42 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 
 def run(name: str, argv: list[str] | None = None) -> int:
     """Import and run one command; a stop signal before its capture started ends it."""
-    previous = {s: signal.signal(s, _interrupt) for s in (signal.SIGINT, signal.SIGTERM)}
+    signals = (signal.SIGINT, signal.SIGTERM)
+    pending: list[int] = []
+
+    def record(signum: int, frame: FrameType | None) -> None:
+        pending.append(signum)
+
+    # While the command's modules load, a signal is only noted: raised inside an
+    # extension module's import (numpy) it would turn into an ImportError.
+    previous = {s: signal.signal(s, record) for s in signals}
     try:
         module = importlib.import_module(f"tcpscope.cli.{name}")
+        if pending:
+            raise Interrupted(pending[0])
+        for s in signals:  # then, until the command takes them over, it stops us
+            signal.signal(s, _interrupt)
         code: int = module.main(sys.argv[1:] if argv is None else argv)
         return code
     except (Interrupted, KeyboardInterrupt) as stop:
         signum = stop.signum if isinstance(stop, Interrupted) else signal.SIGINT
-        try:
-            sys.stdout.flush()
-        except (OSError, ValueError):
-            pass
-        try:
-            sys.stderr.write(f"{name}: interrupted\n")
-            sys.stderr.flush()
-        except (OSError, ValueError):
-            pass
-        return 128 + signum
+        return _interrupted(name, signum)
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+def _interrupted(name: str, signum: int) -> int:
+    try:
+        sys.stdout.flush()
+    except (OSError, ValueError):
+        pass
+    try:
+        sys.stderr.write(f"{name}: interrupted\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+    return 128 + signum
 
 
 def exit_now(code: int) -> None:
