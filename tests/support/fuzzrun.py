@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 import subprocess
 import sys
 import time
@@ -33,6 +34,9 @@ MODES: dict[str, list[list[str]]] = {
     "tcpeek": [[*TCPEEK_LOCAL, "--icmp", "--json"], [*TCPEEK_LOCAL, "-t", "3"]],
 }
 BATCHES = (1, 7, 8192)
+# How a damaged file's one line says where (capture.source): `truncated at record
+# N`, `... (at record N)` for other damage, `... after N packets` from a pipe.
+DAMAGE = re.compile(r"(at record \d+|after \d+ packets)\)?$")
 RUN_LIMIT_S = 60.0
 
 
@@ -108,7 +112,7 @@ def outcome_problem(tool: str, code: int, err: str) -> str | None:
             return f"exit 1 without one error line: {err[-300:]!r}"
         return None
     if code == 2:
-        if len(mine) != 1 or not (" at record " in mine[0] or " after " in mine[0]):
+        if len(mine) != 1 or not DAMAGE.search(mine[0]):
             return f"exit 2 without one damage line: {err[-300:]!r}"
         return None
     return f"exit {code}: {err.strip().splitlines()[-1:]!r}"
