@@ -25,7 +25,6 @@ from tcpscope.cli.progress import Progress
 from tcpscope.cli.shadow import Recorder, ShadowEngine
 from tcpscope.decode.link import linktype_name
 from tcpscope.engine import Engine
-from tcpscope.errors import UsageError
 from tcpscope.output import miruo_json
 from tcpscope.output.miruo_stats import MiruoStatsView, render_stats
 from tcpscope.output.miruo_text import ViewConfig, render_live, render_session
@@ -43,8 +42,6 @@ def parse_options(argv: list[str]) -> Options:
     parsed = COMMAND.parse(argv)
     if parsed.action != "run":
         return Options(action=parsed.action)
-    if parsed.values.get("metrics_linger") and parsed.values.get("metrics") is None:
-        raise UsageError("--metrics-linger needs --metrics")
     return Options(expression=" ".join(parsed.operands), **parsed.values)
 
 

@@ -14,7 +14,8 @@ from tcpscope.analyze.http import HttpDpi, parse_dpi_mode
 from tcpscope.cli.manpage import Page, Section
 from tcpscope.cli.options import INT_MAX, number
 from tcpscope.cli.optspec import Command, Layout, Opt
-from tcpscope.paths import Mode, parse_mode
+from tcpscope.cli.shared_opts import METRICS_REQUIRES, PATHS, monitoring, num
+from tcpscope.paths import Mode
 
 
 @dataclass(frozen=True)
@@ -50,23 +51,12 @@ class Options:
 MAX_CONTEXT = 100_000  # -v: segments kept around each shown one
 
 
-def _num(lo: int = 0, hi: int | None = None) -> Any:
-    def convert(text: str, name: str) -> int:
-        return number(text, name, lo, hi)
-
-    return convert
-
-
 def _switch(text: str, name: str) -> bool:
     return bool(number(text, name, 0, 1))
 
 
 def _dpi(text: str, name: str) -> Any:
     return parse_dpi_mode(text)
-
-
-def _paths(text: str, name: str) -> Mode:
-    return parse_mode(text)
 
 
 OPTIONS = (
@@ -102,7 +92,7 @@ OPTIONS = (
         short="v",
         arg="NUM",
         dest="view_data",
-        convert=_num(0, MAX_CONTEXT),
+        convert=num(0, MAX_CONTEXT),
         api="view_data",
         man="Also show the <<NUM>> segments before and after each segment marked when it "
         "arrives. Default 0.",
@@ -113,7 +103,7 @@ OPTIONS = (
         short="T",
         arg="time[ms]",
         dest="long_connect_ms",
-        convert=_num(0, INT_MAX),
+        convert=num(0, INT_MAX),
         api="long_connect_ms",
         man="Show sessions lasting longer than <<time>> milliseconds (last segment minus "
         "first). Default 0: off.",
@@ -124,7 +114,7 @@ OPTIONS = (
         short="t",
         arg="time[ms]",
         dest="long_delay_ms",
-        convert=_num(0, INT_MAX),
+        convert=num(0, INT_MAX),
         api="long_delay_ms",
         man="Show segments arriving more than <<time>> milliseconds after the previous "
         "segment of their session (both are shown). Default 0: off.",
@@ -135,7 +125,7 @@ OPTIONS = (
         short="r",
         arg="time[ms]",
         dest="retransmit_ms",
-        convert=_num(0, INT_MAX),
+        convert=num(0, INT_MAX),
         api="retransmit_ms",
         man="Show retransmissions that came at least <<time>> milliseconds after their "
         "original (same seq, ack, flags and frame length); 0 ignores retransmissions. "
@@ -147,7 +137,7 @@ OPTIONS = (
         short="s",
         arg="interval[sec]",
         dest="stat_interval",
-        convert=_num(0, INT_MAX),
+        convert=num(0, INT_MAX),
         aliases=("stat-interval",),
         man="Print the statistics block to standard error every <<interval>> seconds "
         "(on the packets' clock for files). Default 0: only at exit.",
@@ -169,7 +159,7 @@ OPTIONS = (
         short="R",
         arg="[0|1|2]",
         dest="rst_mode",
-        convert=_num(0, 2),
+        convert=num(0, 2),
         api="rst_mode",
         man="0: an RST never makes a session shown; 1: it does, except an RST during the "
         "close (after a FIN); 2: every RST does. Default 1.",
@@ -202,7 +192,7 @@ OPTIONS = (
         short="L",
         arg="NUM",
         dest="session_limit",
-        convert=_num(0, INT_MAX),
+        convert=num(0, INT_MAX),
         aliases=("limit-session",),
         api="session_limit",
         man="Sessions tracked at once; SYNs past it are dropped and counted "
@@ -214,7 +204,7 @@ OPTIONS = (
         short="l",
         arg="NUM",
         dest="segment_limit",
-        convert=_num(0, INT_MAX),
+        convert=num(0, INT_MAX),
         aliases=("limit-segment",),
         api="segment_limit",
         man="Segments held at once; past it segments are dropped and counted "
@@ -263,45 +253,8 @@ OPTIONS = (
         "session, then one statistics object; the `listening on` line goes to standard "
         "error. The schema is in tcpscope's docs/json.md.",
     ),
-    Opt(
-        "metrics",
-        "Prometheus /metrics; ADDR default 127.0.0.1 (docs/metrics.md)",
-        arg="[ADDR:]PORT",
-        dest="metrics",
-        man="Serve Prometheus metrics on http://ADDR:PORT/metrics. ADDR defaults to "
-        "127.0.0.1; `:PORT` listens on every address (IPv6 and IPv4), `[ADDR]:PORT` on an "
-        "IPv6 one. The scraper may ask for the Prometheus text format or OpenMetrics. A port "
-        "in use or a bad address is one line and exit status 1, before capture starts. "
-        "The metrics are listed in tcpscope's docs/metrics.md.",
-    ),
-    Opt(
-        "metrics-linger",
-        "with -f: serve /metrics after the file, until a signal",
-        dest="metrics_linger",
-        man="With `-f` and `--metrics`: once the file is read and the output written, keep "
-        "serving the final numbers until SIGINT or SIGTERM.",
-    ),
-    Opt(
-        "no-progress",
-        "no progress bar while -f reads a file",
-        dest="no_progress",
-        man="Show no progress bar. Without it, while `-f` reads a file and standard error "
-        "is a terminal, a bar there shows the bytes read of the file's size (packets, from "
-        "a pipe), packets per second and the time left; it is gone before the output that "
-        "follows the file.",
-    ),
-    Opt(
-        "paths",
-        "engine paths: exact, bulk or shadow (for tests)",
-        arg="MODE",
-        dest="paths",
-        convert=_paths,
-        hidden=True,
-        man="For tests, not listed by `--help`: `bulk` (the default) lets the numpy fast "
-        "paths skip what cannot change the output; `exact` takes every packet through the "
-        "per-packet path that defines the behaviour; `shadow` runs both side by side and "
-        "stops with exit status 3 at the first byte of output that differs.",
-    ),
+    *monitoring("-f"),
+    PATHS,
 )
 
 COMMAND = Command(
@@ -311,6 +264,7 @@ COMMAND = Command(
     head="usage: miruo [option] [expression]\n\n  option\n",
     tail="\n  expression: a tcpdump filter expression\n",
     exclusive=(("interface", "file"),),
+    requires=METRICS_REQUIRES,
 )
 
 PAGE = Page(

@@ -78,6 +78,7 @@ class Command:
     head: str  # the usage text before the option lines
     tail: str = ""  # and after them
     exclusive: tuple[tuple[str, str], ...] = ()  # dests that cannot both be given
+    requires: tuple[tuple[str, str], ...] = ()  # (a, b): a needs b given too
 
     def usage(self) -> str:
         lines = [help_line(opt, self.layout) for opt in self.options if not opt.hidden]
@@ -133,6 +134,9 @@ class Command:
         for a, b in self.exclusive:
             if a in given and b in given:
                 raise UsageError(f"give {given[a]} or {given[b]}, not both")
+        for a, b in self.requires:
+            if a in given and b not in given:
+                raise UsageError(f"{given[a]} needs {self.spelling(b)}")
 
     # --- the argparse parser (tcpeekstat: -g takes an optional value)
 

@@ -21,7 +21,6 @@ from tcpscope.cli.shadow import Recorder, ShadowEngine
 from tcpscope.cli.tcpeek_spec import COMMAND, Options
 from tcpscope.decode.link import linktype_name
 from tcpscope.engine import Engine
-from tcpscope.errors import UsageError
 from tcpscope.output import tcpeek_json, tcpeek_text
 from tcpscope.output.stats_json import make_provider
 from tcpscope.paths import EXACT, Paths
@@ -41,8 +40,6 @@ def parse_options(argv: list[str]) -> Options:
     parsed = COMMAND.parse(argv)
     if parsed.action != "run":
         return Options(action=parsed.action)
-    if parsed.values.get("metrics_linger") and parsed.values.get("metrics") is None:
-        raise UsageError("--metrics-linger needs --metrics")
     return Options(filters=tuple(parsed.operands), **parsed.values)
 
 

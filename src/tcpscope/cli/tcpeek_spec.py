@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
-from typing import Any
 
 from tcpscope.cli.logsetup import parse_level
 from tcpscope.cli.manpage import Page, Section
-from tcpscope.cli.options import INT_MAX, number
+from tcpscope.cli.options import INT_MAX
 from tcpscope.cli.optspec import Command, Layout, Opt
+from tcpscope.cli.shared_opts import METRICS_REQUIRES, PATHS, monitoring, num
 from tcpscope.errors import UsageError
-from tcpscope.paths import Mode, parse_mode
+from tcpscope.paths import Mode
 
 
 @dataclass(frozen=True)
@@ -48,13 +48,6 @@ class Options:
 MAX_BUFFER_MB = (2**31 - 1) >> 20
 
 
-def _num(lo: int = 0, hi: int | None = None) -> Any:
-    def convert(text: str, name: str) -> int:
-        return number(text, name, lo, hi)
-
-    return convert
-
-
 def _level(text: str, name: str) -> int:
     return parse_level(text)
 
@@ -66,10 +59,6 @@ def network_text(text: str, name: str = "--local") -> str:
     except ValueError:
         raise UsageError(f"--local: '{text}' is not an address or network") from None
     return text.strip("[]")
-
-
-def _paths(text: str, name: str) -> Mode:
-    return parse_mode(text)
 
 
 OPTIONS = (
@@ -117,7 +106,7 @@ OPTIONS = (
         short="c",
         arg="[0|1|2]",
         dest="checksum",
-        convert=_num(0, 2),
+        convert=num(0, 2),
         api="checksum",
         man="Drop packets with bad checksums: 0 none, 1 the IP header (and ICMP), 2 also "
         "TCP. How many were dropped is logged at exit. Default 0.",
@@ -128,7 +117,7 @@ OPTIONS = (
         short="t",
         arg="sec",
         dest="timeout",
-        convert=_num(1, INT_MAX),
+        convert=num(1, INT_MAX),
         api="timeout",
         man="A handshake not completed <<sec>> seconds after its last packet is judged a "
         "timeout. Default 60.",
@@ -139,7 +128,7 @@ OPTIONS = (
         short="B",
         arg="MB",
         dest="buffer_mb",
-        convert=_num(1, MAX_BUFFER_MB),
+        convert=num(1, MAX_BUFFER_MB),
         api="buffer_mb",
         man="The kernel capture buffer, in megabytes. Default 2.",
     ),
@@ -195,33 +184,7 @@ OPTIONS = (
         man="Write one JSON object per judged handshake on standard output (JSON Lines; "
         "the schema is in tcpscope's docs/json.md).",
     ),
-    Opt(
-        "metrics",
-        "Prometheus /metrics; ADDR default 127.0.0.1 (docs/metrics.md)",
-        arg="[ADDR:]PORT",
-        dest="metrics",
-        man="Serve Prometheus metrics on http://ADDR:PORT/metrics. ADDR defaults to "
-        "127.0.0.1; `:PORT` listens on every address (IPv6 and IPv4), `[ADDR]:PORT` on an "
-        "IPv6 one. The scraper may ask for the Prometheus text format or OpenMetrics. A port "
-        "in use or a bad address is one line and exit status 1, before capture starts. "
-        "The metrics are listed in tcpscope's docs/metrics.md.",
-    ),
-    Opt(
-        "metrics-linger",
-        "with -r: serve /metrics after the file, until a signal",
-        dest="metrics_linger",
-        man="With `-r` and `--metrics`: once the file is read and the output written, keep "
-        "serving the final numbers until SIGINT or SIGTERM.",
-    ),
-    Opt(
-        "no-progress",
-        "no progress bar while -r reads a file",
-        dest="no_progress",
-        man="Show no progress bar. Without it, while `-r` reads a file and standard error "
-        "is a terminal, a bar there shows the bytes read of the file's size (packets, from "
-        "a pipe), packets per second and the time left; it is gone before the output that "
-        "follows the file.",
-    ),
+    *monitoring("-r"),
     Opt("help", "this help", short="h", action="help", man="Print the usage and exit 0."),
     Opt(
         "version",
@@ -230,18 +193,7 @@ OPTIONS = (
         action="version",
         man="Print the version of tcpscope and of libpcap and exit 0.",
     ),
-    Opt(
-        "paths",
-        "engine paths: exact, bulk or shadow (for tests)",
-        arg="MODE",
-        dest="paths",
-        convert=_paths,
-        hidden=True,
-        man="For tests, not listed by `--help`: `bulk` (the default) lets the numpy fast "
-        "paths skip what cannot change the output; `exact` takes every packet through the "
-        "per-packet path that defines the behaviour; `shadow` runs both side by side and "
-        "stops with exit status 3 at the first byte of output that differs.",
-    ),
+    PATHS,
 )
 
 COMMAND = Command(
@@ -258,6 +210,7 @@ COMMAND = Command(
     tcpeek -i eth0 web6:RX@[2001:db8::/32]:443 :RX@*:22
 """,
     exclusive=(("interface", "file"),),
+    requires=METRICS_REQUIRES,
 )
 
 PAGE = Page(

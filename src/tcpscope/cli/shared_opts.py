@@ -1,0 +1,75 @@
+"""Options both capture commands take, written once: the hidden --paths and the
+monitoring ones (--metrics, --metrics-linger, --no-progress); and the number
+converter their tables share."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tcpscope.cli.options import number
+from tcpscope.cli.optspec import Opt
+from tcpscope.paths import Mode, parse_mode
+
+
+def num(lo: int = 0, hi: int | None = None) -> Any:
+    """A converter: an integer option within [lo, hi] (cli.options.number)."""
+
+    def convert(text: str, name: str) -> int:
+        return number(text, name, lo, hi)
+
+    return convert
+
+
+def _paths(text: str, name: str) -> Mode:
+    return parse_mode(text)
+
+
+PATHS = Opt(
+    "paths",
+    "engine paths: exact, bulk or shadow (for tests)",
+    arg="MODE",
+    dest="paths",
+    convert=_paths,
+    hidden=True,
+    man="For tests, not listed by `--help`: `bulk` (the default) lets the numpy fast "
+    "paths skip what cannot change the output; `exact` takes every packet through the "
+    "per-packet path that defines the behaviour; `shadow` runs both side by side and "
+    "stops with exit status 3 at the first byte of output that differs.",
+)
+
+# --metrics-linger is meaningless without --metrics (Command.requires).
+METRICS_REQUIRES = (("metrics_linger", "metrics"),)
+
+
+def monitoring(read: str) -> tuple[Opt, ...]:
+    """--metrics, --metrics-linger and --no-progress; `read` names the command's
+    read-a-file option ("-f", "-r") in their texts."""
+    return (
+        Opt(
+            "metrics",
+            "Prometheus /metrics; ADDR default 127.0.0.1 (docs/metrics.md)",
+            arg="[ADDR:]PORT",
+            dest="metrics",
+            man="Serve Prometheus metrics on http://ADDR:PORT/metrics. ADDR defaults to "
+            "127.0.0.1; `:PORT` listens on every address (IPv6 and IPv4), `[ADDR]:PORT` on "
+            "an IPv6 one. The scraper may ask for the Prometheus text format or OpenMetrics. "
+            "A port in use or a bad address is one line and exit status 1, before capture "
+            "starts. The metrics are listed in tcpscope's docs/metrics.md.",
+        ),
+        Opt(
+            "metrics-linger",
+            f"with {read}: serve /metrics after the file, until a signal",
+            dest="metrics_linger",
+            man=f"With `{read}` and `--metrics`: once the file is read and the output "
+            "written, keep serving the final numbers until SIGINT or SIGTERM.",
+        ),
+        Opt(
+            "no-progress",
+            f"no progress bar while {read} reads a file",
+            dest="no_progress",
+            man=f"Show no progress bar. Without it, while `{read}` reads a file and standard "
+            "error is a terminal, a bar there shows the bytes read of the file's size "
+            "(packets, from a pipe), packets per second and the time left; it is gone before "
+            "the output that follows the file.",
+        ),
+    )
