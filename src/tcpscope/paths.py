@@ -54,14 +54,13 @@ class Paths:
     prefilter: str | None  # a key of engine.PREFILTERS, or None: every packet exact
     plain_items: bool  # plain packets reach the tracker as header fields
     light: bool  # plain handshakes followed as numpy rows (needs a judge)
-    why: str  # the reason, for --paths' debug log and the tests
 
     @property
     def bulk(self) -> bool:
         return self.prefilter is not None
 
 
-EXACT = Paths("exact", None, False, False, "every packet through decode and the tracker")
+EXACT = Paths("exact", None, False, False)  # every packet through decode and the tracker
 
 
 def parse_mode(text: str) -> Mode:
@@ -76,17 +75,8 @@ def select_paths(tool: Tool, mode: Literal["exact", "bulk"], checksum_level: int
     if mode == "exact":
         return EXACT
     prefilter = PREFILTER_OF[tool]
-    if tool == "miruo":
-        return Paths(
-            "bulk", prefilter, True, False,
-            "untracked packets skipped; plain ones fed as header fields",
-        )  # fmt: skip
-    if checksum_level:
-        return Paths(
-            "bulk", prefilter, False, False,
-            "judged handshakes' packets skipped; -c needs every other frame checked",
-        )  # fmt: skip
-    return Paths(
-        "bulk", prefilter, False, True,
-        "judged handshakes' packets skipped; plain handshakes followed as numpy rows",
-    )  # fmt: skip
+    if tool == "miruo":  # untracked packets skipped; plain ones fed as header fields
+        return Paths("bulk", prefilter, True, False)
+    # judged handshakes' packets skipped; plain handshakes followed as numpy rows,
+    # unless -c needs every other frame decoded and checked
+    return Paths("bulk", prefilter, False, not checksum_level)

@@ -19,7 +19,6 @@ the fields the numpy pass read, so it never makes the tracker build a Segment.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from tcpscope.decode.records import IcmpError, Segment
 from tcpscope.track.session import Session
@@ -106,7 +105,3 @@ class Chain:
     def on_icmp(self, sess: Session | None, icmp: IcmpError) -> None:
         for hook in self._icmp:
             hook(sess, icmp)
-
-    def part(self, kind: type[Any]) -> Any:
-        """The attached part of this class, or None."""
-        return next((p for p in self.parts if isinstance(p, kind)), None)

@@ -69,6 +69,18 @@ def _ipv4_segment(
     )  # fmt: skip
 
 
+def _move(sess: Session, seg: Segment, d: int, flags: int) -> int:
+    """Step both sides' states for a segment in direction `d` (0: from the client);
+    the segment keeps the states after it. The outcome bits."""
+    if d == 0:
+        c, s, outcome = st.step(flags, sess.cstate, sess.sstate)
+    else:
+        s, c, outcome = st.step(flags, sess.sstate, sess.cstate)
+    sess.cstate = seg.cstate = c
+    sess.sstate = seg.sstate = s
+    return outcome
+
+
 def _opened(sess: Session) -> tuple[int, tuple[bytes, int, bytes, int]]:
     """The order sessions are reported in when several close at once: by first SYN
     (then 4-tuple, for ties), not by when the table took them in."""
@@ -205,12 +217,8 @@ class Tracker:
             self._count(sess, seg)
             # A copy moves the states as any segment would (the original did too):
             # a FIN or SYN/ACK sent again does not fit them, and is shown red.
-            if d == 0:
-                c, s, outcome = st.step(flags, sess.cstate, sess.sstate)
-            else:
-                s, c, outcome = st.step(flags, sess.sstate, sess.cstate)
-            sess.cstate = seg.cstate = c
-            sess.sstate = seg.sstate = s
+            outcome = _move(sess, seg, d, flags)
+            c, s = sess.cstate, sess.sstate
             outcome |= RETRANSMISSION | IN_FRAGMENTS if seg.fragment else RETRANSMISSION
             self._rebuild_between(sess, original.num)
             self.listener.on_segment(sess, seg, outcome, original)
@@ -223,12 +231,8 @@ class Tracker:
         seg.num = sess.nsegs  # as _count(), inline: this is the path every packet takes
         sess.nsegs += 1
         sess.nbytes += seg.wire_len
-        if d == 0:
-            c, s, outcome = st.step(flags, sess.cstate, sess.sstate)
-        else:
-            s, c, outcome = st.step(flags, sess.sstate, sess.cstate)
-        sess.cstate = seg.cstate = c
-        sess.sstate = seg.sstate = s
+        outcome = _move(sess, seg, d, flags)
+        c, s = sess.cstate, sess.sstate
         if outcome & (st.ESTABLISHING | st.IS_RST):
             self._note_handshake(sess, seg, outcome)
         if seg.fragment:
