@@ -64,12 +64,7 @@ def frame_of_sessions(rows: Iterable[records.Session]) -> pd.DataFrame:
 
     columns = {  # in the records' field order
         "id": count("id"),
-        "client": pd.Series([r.client for r in rs], dtype="string"),
-        "client_port": _ints(pd, [r.client_port for r in rs], "uint16"),
-        "server": pd.Series([r.server for r in rs], dtype="string"),
-        "server_port": _ints(pd, [r.server_port for r in rs], "uint16"),
-        "start": _times(pd, [r.start for r in rs]),
-        "end": _times(pd, [r.end for r in rs]),
+        **_endpoints(pd, rs),
         "segments": count("segments"),
         "bytes": count("bytes"),
         "handshake": _category(pd, [r.handshake for r in rs], records.HANDSHAKE_STATES),
@@ -102,17 +97,24 @@ def frame_of_sessions(rows: Iterable[records.Session]) -> pd.DataFrame:
     return pd.DataFrame(columns)
 
 
-def frame_of_handshakes(rows: Iterable[records.Handshake]) -> pd.DataFrame:
-    """A DataFrame with one row per handshake record (docs/api.md: the columns)."""
-    pd = _pandas("handshakes_frame")
-    rs = list(rows)
-    columns = {
+def _endpoints(pd: Any, rs: list[Any]) -> dict[str, Any]:
+    """The columns sessions and handshakes share, in their records' order."""
+    return {
         "client": pd.Series([r.client for r in rs], dtype="string"),
         "client_port": _ints(pd, [r.client_port for r in rs], "uint16"),
         "server": pd.Series([r.server for r in rs], dtype="string"),
         "server_port": _ints(pd, [r.server_port for r in rs], "uint16"),
         "start": _times(pd, [r.start for r in rs]),
         "end": _times(pd, [r.end for r in rs]),
+    }
+
+
+def frame_of_handshakes(rows: Iterable[records.Handshake]) -> pd.DataFrame:
+    """A DataFrame with one row per handshake record (docs/api.md: the columns)."""
+    pd = _pandas("handshakes_frame")
+    rs = list(rows)
+    columns = {
+        **_endpoints(pd, rs),
         "result": _category(pd, [r.result for r in rs], records.RESULTS),
         "icmp_type": _optional_ints(pd, [None if r.icmp is None else r.icmp.type for r in rs]),
         "icmp_code": _optional_ints(pd, [None if r.icmp is None else r.icmp.code for r in rs]),
