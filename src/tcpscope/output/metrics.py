@@ -374,17 +374,16 @@ class TcpeekCollector(Collector):
         yield syn
         yield synack
         yield unreach
-        pending = GaugeMetricFamily(
-            "tcpeek_pending_handshakes", "Handshakes followed and not yet judged."
+        yield GaugeMetricFamily(
+            "tcpeek_pending_handshakes",
+            "Handshakes followed and not yet judged.",
+            value=snap.pending,
         )
-        pending.add_metric([], snap.pending)
-        yield pending
-        dropped = CounterMetricFamily(
+        yield CounterMetricFamily(
             "tcpeek_handshakes_not_followed",
             "SYNs not followed because the table of pending handshakes was full.",
+            value=snap.not_followed,
         )
-        dropped.add_metric([], snap.not_followed)
-        yield dropped
         yield from _capture_families("tcpeek", snap.capture)
 
 
@@ -412,31 +411,32 @@ class MiruoCollector(Collector):
         for reason, n in zip(SHOWN_REASONS, snap.shown, strict=True):
             shown.add_metric([reason], n)
         yield shown
-        retrans = CounterMetricFamily(
+        yield CounterMetricFamily(
             "miruo_retransmissions",
             "Retransmitted segments (data after -r ms, SYN, SYN/ACK) of closed sessions.",
+            value=snap.retransmissions,
         )
-        retrans.add_metric([], snap.retransmissions)
-        yield retrans
         rst = CounterMetricFamily(
             "miruo_rst", "Closed sessions that carried an RST.", labels=["during_close"]
         )
         rst.add_metric(["false"], snap.rst[0])
         rst.add_metric(["true"], snap.rst[1])
         yield rst
-        active = GaugeMetricFamily("miruo_active_sessions", "Sessions in the table now.")
-        active.add_metric([], snap.active_sessions)
-        yield active
-        ds = CounterMetricFamily(
-            "miruo_dropped_sessions", "Sessions not followed: the session limit (-L) was hit."
+        yield GaugeMetricFamily(
+            "miruo_active_sessions",
+            "Sessions in the table now.",
+            value=snap.active_sessions,
         )
-        ds.add_metric([], snap.dropped_sessions)
-        yield ds
-        dseg = CounterMetricFamily(
-            "miruo_dropped_segments", "Segments not kept: the segment limit (-l) was hit."
+        yield CounterMetricFamily(
+            "miruo_dropped_sessions",
+            "Sessions not followed: the session limit (-L) was hit.",
+            value=snap.dropped_sessions,
         )
-        dseg.add_metric([], snap.dropped_segments)
-        yield dseg
+        yield CounterMetricFamily(
+            "miruo_dropped_segments",
+            "Segments not kept: the segment limit (-l) was hit.",
+            value=snap.dropped_segments,
+        )
         yield _histogram(
             "miruo_handshake_rtt_seconds",
             "Handshake round trip: the client's ACK minus the most recent SYN before it.",
