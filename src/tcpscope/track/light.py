@@ -41,7 +41,6 @@ from tcpscope.track.prefilter import member, opening_syns
 
 I64 = npt.NDArray[np.int64]
 Ints = npt.NDArray[np.signedinteger[Any]]
-Objects = npt.NDArray[np.object_]
 Frames = list[tuple[int, bytes]]  # (ns, frame) to replay, oldest first
 
 # What each handshake waits for next: the SYN (a new one), the SYN/ACK, the ACK
@@ -227,11 +226,7 @@ class LightHandshakes:
     def evacuate(self, stale_after: int | None = None) -> list[Frames]:
         """Hand over every handshake (or those quiet since before `stale_after`), oldest
         SYN first: the frames to replay into the exact path."""
-        if stale_after is not None and (not self.live or self.oldest >= stale_after):
-            return []
-        rows = self.living()
-        if stale_after is not None:
-            rows = rows[self.last_ts[rows] < stale_after]
+        rows = self.living() if stale_after is None else self._stale_rows(stale_after)
         out = self._replays(rows[np.argsort(self.syn_ts[rows], kind="stable")])
         self._remove(rows)
         return out
