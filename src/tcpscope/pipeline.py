@@ -225,7 +225,5 @@ def tcpeek_parts(
         analyzer,
     )
     analyzer.tracker = tracker
-    engine = Engine(
-        linktype, tracker, checksum_level=options.checksum, paths=paths, judge=analyzer
-    )
+    engine = Engine(linktype, tracker, checksum_level=options.checksum, paths=paths, judge=analyzer)
     return TcpeekParts(counters, analyzer, tracker, engine)

@@ -488,4 +488,3 @@ class Tracker:
         sess.counted = 0
         sess.seen = {}
         return True
-
