@@ -490,6 +490,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--settle", type=float, default=1.0, help="s to wait after the replay (default 1)"
     )
+    parser.add_argument(
+        "--source-packets", type=int, default=SOURCE_PACKETS,
+        help=f"size of the s2k capture the traffic comes from (default {SOURCE_PACKETS:,})",
+    )  # fmt: skip
     parser.add_argument("--keep-captures", action="store_true")
     parser.add_argument(
         "--live-args", type=str.split, default=[],
@@ -535,11 +539,11 @@ class Replay:
     packets: int
 
 
-def traffic_replay(source: Path, work: Path, rate: int, seconds: float) -> Replay:
+def traffic_replay(source: Path, work: Path, rate: int, seconds: float, size: int) -> Replay:
     """The bench traffic for `seconds` at `rate`: one pass of at most the source's
     packets, looped by tcpreplay; the reference file holds every loop in a row."""
     wanted = max(1, int(rate * seconds))
-    unit_packets = min(wanted, SOURCE_PACKETS)
+    unit_packets = min(wanted, size)
     loops = -(-wanted // unit_packets)
     unit = work / f"replay-{rate}.pcap"
     write_replay(source, unit, unit_packets, rate)
@@ -671,13 +675,13 @@ def main(argv: list[str] | None = None) -> int:
     flood: list[Series] = []
     if not args.no_flood:
         flood = [Series(FLOOD_TOOL, n) for n in workers if n == 1 or supports_workers(FLOOD_TOOL)]
-    source = ensure_source(SOURCE_PACKETS) if series else None
+    source = ensure_source(args.source_packets) if series else None
     with VethLab() as lab:
         if series and source is not None:
             src = source
 
             def make_traffic(rate: int) -> Replay:
-                return traffic_replay(src, args.out, rate, args.seconds)
+                return traffic_replay(src, args.out, rate, args.seconds, args.source_packets)
 
             measure(lab, tcpreplay, series, args.rates, make_traffic, args)
         if flood:
