@@ -92,7 +92,8 @@ def test_a_changed_verdict_or_count_is_a_difference() -> None:
 
 def test_miruo_output_without_clock_or_process_figures() -> None:
     got = capacity.parse_miruo(MIRUO_OUT)
-    assert got.counts == {"Session Statistics: Total Sessions": 4251, "Session Statistics: RST": 109}
+    stats = "Session Statistics: "
+    assert got.counts == {stats + "Total Sessions": 4251, stats + "RST": 109}
     assert got.pcap == {"recv": 100000, "drop": 3, "ifdrop": 0}
     assert len(got.lines) == 3
     moved = MIRUO_OUT.replace("22:13:20.0", "11:00:00.0").replace("0.005 |", "0.007 |")
