@@ -322,7 +322,8 @@ class Point:
     drop: int = 0
     ifdrop: int = 0
     peak_rss_mib: float = 0.0
-    cpu_us_per_packet: float = 0.0  # the tool's CPU time while the replay ran, per packet
+    cpu_seconds: float = 0.0  # the tool's CPU time while the replay ran (and the settle)
+    cpu_us_per_packet: float = 0.0  # cpu_seconds per packet it received and did not drop
     same_results: bool = False
     differences: list[str] = field(default_factory=list)
     note: str = ""
@@ -439,9 +440,7 @@ def live_run(
             point.note = "tcpreplay failed: " + sending.stderr.strip()[-200:]
         time.sleep(args.settle)
         point.peak_rss_mib = _peak_rss_mib(proc.pid)
-        if point.sent:
-            spent = _cpu_seconds(proc.pid) - cpu_before
-            point.cpu_us_per_packet = spent / point.sent * 1e6
+        point.cpu_seconds = _cpu_seconds(proc.pid) - cpu_before
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=600)
     finally:
@@ -458,6 +457,9 @@ def live_run(
     point.recv = outcome.pcap.get("recv", 0)
     point.drop = outcome.pcap.get("drop", 0)
     point.ifdrop = outcome.pcap.get("ifdrop", 0)
+    handled = point.recv - point.drop - point.ifdrop
+    if handled > 0:
+        point.cpu_us_per_packet = point.cpu_seconds / handled * 1e6
     return point, outcome
 
 
@@ -655,7 +657,8 @@ def _failure(p: Point) -> str:
     if p.link_dropped:
         why.append(f"veth dropped {p.link_dropped:,}")
     if p.drop or p.ifdrop:
-        why.append(f"{p.drop + p.ifdrop:,} kernel drops")
+        lost = p.drop + p.ifdrop
+        why.append(f"{lost:,} kernel drop{'s' if lost > 1 else ''}")
     elif p.recv != p.sent:
         why.append(f"received {p.recv:,} of {p.sent:,}")
     if not p.same_results:
