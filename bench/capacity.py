@@ -3,7 +3,7 @@
 and the same results as reading the same packets from a file.
 
     sudo python bench/capacity.py              # the full table: 20 s a point
-    sudo python bench/capacity.py --quick      # 3 s a point, a few rates: a sanity run
+    sudo python bench/capacity.py --quick      # 3 s a point, two rates: a sanity run
 
 Needs root (network namespaces). Builds two namespaces joined by a veth pair
 (bench/netlab.py), installs Debian's tcpreplay when it is missing, and for each
@@ -59,7 +59,13 @@ SEED = 1
 
 RATES = (100_000, 150_000, 200_000, 250_000, 300_000, 350_000, 400_000, 500_000)
 FLOOD_RATES = (50_000, 100_000, 150_000, 200_000, 250_000, 300_000)
-QUICK_RATES = (50_000, 100_000)
+# Not between ~30k and ~90k/s: the s2k traffic runs at ~28,000 packets/s, and
+# miruo shows a copy sent again >= 1 s later (-r 1000). The generator keeps copies
+# 0-0.9 s and 1.05-3 s after their originals; replayed R/28k times faster, those
+# ranges move, and between ~30k and ~90k/s the second one holds 1 s, where
+# tcpreplay's jitter of a millisecond can flip a verdict. Below ~30k and above
+# ~90k/s it is clear of both.
+QUICK_RATES = (100_000, 150_000)
 QUICK_FLOOD_RATES = (20_000,)
 QUICK_SECONDS = 3.0
 
@@ -483,7 +489,7 @@ def _int_list(text: str) -> tuple[int, ...]:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--quick", action="store_true", help="3 s a point, rates 50k,100k")
+    parser.add_argument("--quick", action="store_true", help="3 s a point, rates 100k,150k")
     parser.add_argument("--seconds", type=float, help="length of each point (default 20)")
     parser.add_argument("--rates", type=_rate_list, help="packets/s, e.g. 100k,200k,300k")
     parser.add_argument("--flood-rates", type=_rate_list, help="SYNs/s for the flood")
