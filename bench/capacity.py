@@ -691,7 +691,11 @@ def main(argv: list[str] | None = None) -> int:
             series.append(Series(tool, n))
     flood: list[Series] = []
     if not args.no_flood:
-        flood = [Series(FLOOD_TOOL, n) for n in workers if n == 1 or supports_workers(FLOOD_TOOL)]
+        for n in workers:
+            if n > 1 and not supports_workers(FLOOD_TOOL):
+                notes.append(f"{FLOOD_TOOL.label}: no --workers in this tree; {n} not measured")
+            else:
+                flood.append(Series(FLOOD_TOOL, n))
     source = ensure_source(args.source_packets) if series else None
     with VethLab() as lab:
         if series and source is not None:
