@@ -392,10 +392,8 @@ def print_table(
     capture: Capture, commands: list[Command], results: dict[str, Result], packets: int
 ) -> None:
     print()
-    what = (
-        "every packet a new SYN"
-        if capture.key == "flood"
-        else (f"~{capture.sessions_open:,} sessions open")
+    what = "every packet a new SYN" if capture.key == "flood" else (
+        f"~{capture.sessions_open:,} sessions open"
     )
     print(f"{capture.path.name}: {packets:,} packets, {what}")
     print(f"  {'command':<40} {'seconds':>8} {'packets/s':>11} {'x floor':>8} {'peak RSS':>10}")

@@ -28,7 +28,7 @@ WRITE_EVERY = 32_768
 
 PCAP_HEADER = struct.Struct("<IHHiIII")
 PCAP_RECORD = struct.Struct("<IIII")
-ETHERNET = bytes.fromhex("0200000000020200000000010800")
+ETHERNET = bytes.fromhex("020000000002" "020000000001" "0800")
 # mss 1460, sackOK, timestamp (TSval patched in), nop, wscale 7
 SYN_OPTIONS = bytes.fromhex("020405b40402080a") + bytes(8) + bytes.fromhex("01030307")
 IPV4 = struct.Struct("!BBHHHBBH4s4s")

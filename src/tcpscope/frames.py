@@ -27,7 +27,6 @@ P = ParamSpec("P")
 
 EXTRA_HINT = "pip install 'tcpscope[pandas]'"
 
-
 def _pandas(what: str) -> Any:
     try:
         import pandas
@@ -89,7 +88,10 @@ def frame_of_sessions(rows: Iterable[records.Session]) -> pd.DataFrame:
         # analysis, an object, as one column per counter (retransmissions per direction)
         "retransmissions_c2s": _ints(pd, [r.analysis.retransmissions.c2s for r in rs]),
         "retransmissions_s2c": _ints(pd, [r.analysis.retransmissions.s2c for r in rs]),
-        **{name: _ints(pd, [getattr(r.analysis, name) for r in rs]) for name in ANALYSIS_COUNTS},
+        **{
+            name: _ints(pd, [getattr(r.analysis, name) for r in rs])
+            for name in ANALYSIS_COUNTS
+        },
         "segments_shown": pd.Series([r.segments_shown for r in rs], dtype=object),
     }
     return pd.DataFrame(columns)

@@ -24,10 +24,8 @@ def test_every_method(method: str) -> None:
     dpi = parse_dpi_mode("http")
     assert dpi is not None
     lines = dpi.lines(f"{method} /a/b?c=d HTTP/1.0\r\nHost: h\r\n\r\n".encode())
-    assert lines == [
-        f"DPI:HTTP:RequestLine >>>> {method} /a/b HTTP/1.0",
-        "DPI:HTTP:Header >>>>>>>>> Host: h",
-    ]
+    assert lines == [f"DPI:HTTP:RequestLine >>>> {method} /a/b HTTP/1.0",
+                     "DPI:HTTP:Header >>>>>>>>> Host: h"]
 
 
 def test_responses_and_non_http() -> None:

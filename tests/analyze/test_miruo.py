@@ -19,9 +19,8 @@ from tcpscope.track.tracker import SECOND, TrackConfig, Tracker
 from tests.support.segments import BASE_NS, Conversation, copy, seg
 
 
-def run(
-    segments: list[Segment], finish: bool = True, track: dict[str, Any] | None = None, **cfg: Any
-) -> tuple[list[Record], MiruoAnalyzer]:
+def run(segments: list[Segment], finish: bool = True, track: dict[str, Any] | None = None,
+        **cfg: Any) -> tuple[list[Record], MiruoAnalyzer]:
     records: list[Record] = []
     analyzer = MiruoAnalyzer(MiruoConfig(**cfg), records.append)
     tracker = Tracker(TrackConfig(context=cfg.get("context", 0), **(track or {})), analyzer)
@@ -83,18 +82,8 @@ def test_retransmission_with_changed_options_is_magenta() -> None:
     conv = Conversation()
     segs = conv.handshake()
     data = conv.c(10, "PA", 100, options=b"\x01\x01\x08\x0a\x00\x00\x00\x01\x00\x00\x00\x02")
-    again = seg(
-        1500,
-        conv.client,
-        conv.cport,
-        conv.server,
-        conv.sport,
-        "PA",
-        data.seq,
-        data.ack,
-        100,
-        options=b"\x01\x01\x08\x0a\x00\x00\x00\x09\x00\x00\x00\x02",
-    )
+    again = seg(1500, conv.client, conv.cport, conv.server, conv.sport, "PA", data.seq, data.ack,
+                100, options=b"\x01\x01\x08\x0a\x00\x00\x00\x09\x00\x00\x00\x02")
     records, _ = run(segs + [data, again])
     (rec,) = shown(records)
     assert rec.segments[-1].marks & mk.M_RETRANS_OPT
@@ -190,9 +179,8 @@ def test_end_of_capture_reports_half_open_and_marked_sessions_only() -> None:
     (rec,) = shown(records)
     assert rec.session.cport == 1 and rec.close == "end_of_capture"
     assert a.stats.end_of_capture == 1
-    records, _ = run(
-        [Conversation(cport=1).c(0, "S"), *Conversation(cport=2).handshake(1)], show_all=True
-    )
+    records, _ = run([Conversation(cport=1).c(0, "S"), *Conversation(cport=2).handshake(1)],
+                     show_all=True)
     assert len(shown(records)) == 2
 
 

@@ -17,28 +17,16 @@ CLIENT, SERVER = "198.18.0.1", "198.18.0.2"
 
 
 class Lab:
-    def __init__(
-        self,
-        local: str = CLIENT,
-        filters: tuple[str, ...] = (),
-        icmp: bool = True,
-        timeout_s: int = 30,
-    ) -> None:
+    def __init__(self, local: str = CLIENT, filters: tuple[str, ...] = (), icmp: bool = True,
+                 timeout_s: int = 30) -> None:
         self.results: list[Handshake] = []
         fs = FilterSet.parse(filters)
         self.counters = Counters(fs.names)
-        self.analyzer = TcpeekAnalyzer(
-            LocalAddresses.parse([local]), fs, self.counters, self.results.append, icmp=icmp
-        )
+        self.analyzer = TcpeekAnalyzer(LocalAddresses.parse([local]), fs, self.counters,
+                                       self.results.append, icmp=icmp)
         self.tracker = Tracker(
-            TrackConfig(
-                session_limit=0,
-                segment_limit=0,
-                retransmit_ns=0,
-                half_open_timeout_ns=timeout_s * SECOND,
-            ),
-            self.analyzer,
-        )
+            TrackConfig(session_limit=0, segment_limit=0, retransmit_ns=0,
+                        half_open_timeout_ns=timeout_s * SECOND), self.analyzer)
         self.analyzer.tracker = self.tracker
 
     def feed(self, *segments: Segment) -> None:

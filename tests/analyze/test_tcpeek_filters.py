@@ -159,10 +159,8 @@ def test_mixed_family_groups() -> None:
         ("web:RX@*:", "empty port"),
         ("web:RX@fd00::1:80", "bad address in 'fd00::1:80' (write IPv6 addresses in brackets)"),
         ("web:RX@::1:80", "bad address in '::1:80' (write IPv6 addresses in brackets)"),
-        (
-            "web:RX@2001:db8:0:0:0:0:0:1:443",
-            "bad address in '2001:db8:0:0:0:0:0:1:443' (write IPv6 addresses in brackets)",
-        ),
+        ("web:RX@2001:db8:0:0:0:0:0:1:443",
+         "bad address in '2001:db8:0:0:0:0:0:1:443' (write IPv6 addresses in brackets)"),
         ("web:RX@[fd00::1:80", "missing ']' in '[fd00::1:80'"),
         ("web:RX@[fd00::1]", "missing port after '[fd00::1]'"),
         ("web:RX@[fd00::1]80", "missing port after '[fd00::1]'"),

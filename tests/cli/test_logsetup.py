@@ -18,16 +18,8 @@ from tcpscope.errors import UsageError
 
 # syslog(3): facility LOG_DAEMON is 3, so PRI = 3 * 8 + severity
 DAEMON = 3 * 8
-SEVERITY = {
-    "emerg": 0,
-    "alert": 1,
-    "crit": 2,
-    "err": 3,
-    "warning": 4,
-    "notice": 5,
-    "info": 6,
-    "debug": 7,
-}
+SEVERITY = {"emerg": 0, "alert": 1, "crit": 2, "err": 3, "warning": 4, "notice": 5, "info": 6,
+            "debug": 7}
 
 
 @pytest.fixture(autouse=True)

@@ -78,7 +78,7 @@ def test_man_renders_each_page_without_warnings(name: str) -> None:
 
 def test_the_warning_check_can_fail(tmp_path: Path) -> None:
     bad = tmp_path / "bad.1"
-    bad.write_text(".TH BAD 1\n.SH NAME\nbad \\- page\n.NOSUCHMACRO x\n", encoding="ascii")
+    bad.write_text('.TH BAD 1\n.SH NAME\nbad \\- page\n.NOSUCHMACRO x\n', encoding="ascii")
     assert "warning" in _man_render(bad).stderr
 
 

@@ -47,11 +47,6 @@ def test_tap_forwards_every_hook_and_closes_after_the_inner() -> None:
 
 def test_registry_has_ours_and_the_library_process_metrics() -> None:
     text = generate_latest(registry_of(MiruoCollector(MiruoTally(), "1", "p"))).decode()
-    for name in (
-        "miruo_sessions_total",
-        "process_cpu_seconds_total",
-        "process_resident_memory_bytes",
-        "python_info",
-        "python_gc_objects_collected",
-    ):
+    for name in ("miruo_sessions_total", "process_cpu_seconds_total",
+                 "process_resident_memory_bytes", "python_info", "python_gc_objects_collected"):
         assert name in text, name  # fmt: skip

@@ -17,11 +17,8 @@ REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "examples" / "sample.pcap"
 
 
-def miruo(
-    *args: str,
-    stdin: bytes | None = None,
-    env: dict[str, str] | None = None,
-) -> subprocess.CompletedProcess[bytes]:
+def miruo(*args: str, stdin: bytes | None = None, env: dict[str, str] | None = None,
+          ) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(
         [sys.executable, "-m", "tcpscope", "miruo", *args],
         input=stdin,
@@ -53,16 +50,8 @@ def test_help_and_version() -> None:
 
 @pytest.mark.parametrize(
     "args",
-    [
-        ["-r", "abc"],
-        ["-r", "1.5"],
-        ["-S", "2"],
-        ["-R", "3"],
-        ["--nosuch"],
-        ["-m", "ftp"],
-        ["-L", "-5"],
-        ["-i", "lo", "-f", "x.pcap"],
-    ],
+    [["-r", "abc"], ["-r", "1.5"], ["-S", "2"], ["-R", "3"], ["--nosuch"], ["-m", "ftp"],
+     ["-L", "-5"], ["-i", "lo", "-f", "x.pcap"]],
 )
 def test_bad_options_print_usage_and_exit_1(args: list[str]) -> None:
     run = miruo(*args)
@@ -134,8 +123,7 @@ def test_unsupported_link_type_is_one_line(tmp_path: Path) -> None:
 def test_a_closed_pipe_is_not_an_error() -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "tcpscope", "miruo", "--all", "-f", str(SAMPLE)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )
     assert proc.stdout is not None and proc.stderr is not None
     proc.stdout.readline()
@@ -149,13 +137,8 @@ def test_python_dash_m_and_console_script_agree(capture: Path) -> None:
     script = Path(sys.executable).with_name("miruo")
     if not script.exists():
         pytest.skip("console script not installed next to this python")
-    a = subprocess.run(
-        [str(script), "-f", str(capture)],
-        capture_output=True,
-        check=False,
-        env={**os.environ, "TZ": "UTC"},
-        timeout=60,
-    )
+    a = subprocess.run([str(script), "-f", str(capture)], capture_output=True, check=False,
+                       env={**os.environ, "TZ": "UTC"}, timeout=60)
     assert a.stdout == miruo("-f", str(capture)).stdout
 
 

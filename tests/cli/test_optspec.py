@@ -88,6 +88,8 @@ def test_help_wins_over_what_follows() -> None:
 
 def test_adding_an_option_is_one_entry() -> None:
     extra = Opt("metrics", "serve metrics", arg="ADDR", dest="metrics")
-    command = Command("x", (*miruo_spec.OPTIONS, extra), Layout(4, ", ", 35), "usage: x\n")
+    command = Command(
+        "x", (*miruo_spec.OPTIONS, extra), Layout(4, ", ", 35), "usage: x\n"
+    )
     assert command.parse(["--metrics", "127.0.0.1:9"]).values == {"metrics": "127.0.0.1:9"}
     assert "        --metrics=ADDR             # serve metrics\n" in command.usage()

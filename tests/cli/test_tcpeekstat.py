@@ -91,32 +91,15 @@ def test_text(server: str) -> None:
     code, out, err = run("-U", server)
     assert (code, err) == (0, "")
     rule = "-" * 36
-    web = [
-        rule,
-        " web",
-        "   success",
-        "     total     : 1",
-        "     dupsyn    : 1",
-        "     dupsynack : 1",
-        "   failure",
-        "     total     : 1",
-        "     timeout   : 1",
-        "     reject    : 0",
-        "     unreach   : 0",
-    ]
-    pcap = [
-        rule,
-        " pcap",
-        "   stats",
-        "     recv   : 89",
-        "     drop   : 2",
-        "     ifdrop : 1",
-        rule,
-    ]
+    web = [rule, " web", "   success", "     total     : 1", "     dupsyn    : 1",
+           "     dupsynack : 1", "   failure", "     total     : 1", "     timeout   : 1",
+           "     reject    : 0", "     unreach   : 0"]
+    pcap = [rule, " pcap", "   stats", "     recv   : 89", "     drop   : 2", "     ifdrop : 1",
+            rule]
     lines = out.splitlines()
     assert lines[:3] == [rule, " RX", "   success"]
-    assert lines[-len(pcap) :] == pcap
-    assert lines[-len(pcap) - len(web) : -len(pcap)] == web
+    assert lines[-len(pcap):] == pcap
+    assert lines[-len(pcap) - len(web):-len(pcap)] == web
     assert len(lines) == 3 * 11 + len(pcap)
 
 
@@ -213,7 +196,9 @@ def test_gmetric_failing(server: str, sockdir: str) -> None:
     assert len(calls(sockdir)) == 1  # stops at the first failure
 
 
-def test_a_failing_gmetric_loses_no_counts(server: str, sockdir: str, counters: Counters) -> None:
+def test_a_failing_gmetric_loses_no_counts(
+    server: str, sockdir: str, counters: Counters
+) -> None:
     failing = fake_gmetric(sockdir, exit_code=3, message="cannot reach gmond")
     assert run(f"--gmetric={failing}", "-U", server)[0] == 1
     counters.record(["TX"], "reject", 0, 0)
@@ -271,7 +256,9 @@ def test_refused(sockdir: str) -> None:
     dead.close()
     code, _, err = run("-j", "-U", path)
     assert code == 1
-    assert one_error_line(err) == (f"tcpeekstat: connection refused by {path} (is tcpeek running?)")
+    assert one_error_line(err) == (
+        f"tcpeekstat: connection refused by {path} (is tcpeek running?)"
+    )
 
 
 def fake_server(path: str, action: Callable[[socket.socket], object]) -> threading.Thread:
@@ -308,7 +295,7 @@ LAYOUT = "bad answer from {path}: unexpected JSON layout"
     [
         (b"", "{path} closed the connection without answering"),
         (b"\r\n", "{path} closed the connection without answering"),
-        (b'[{"RX":', "bad answer from {path}: not JSON"),
+        (b"[{\"RX\":", "bad answer from {path}: not JSON"),
         (b"\xff\xfe", "bad answer from {path}: not JSON"),
         (b'{"RX": 1}', LAYOUT),
         (b'[{"RX": {"success": {"total": "x"}}}]', LAYOUT),

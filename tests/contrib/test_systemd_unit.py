@@ -56,9 +56,8 @@ def test_systemd_analyze_verify_is_clean(tmp_path: Path) -> None:
 
 
 def test_verify_would_catch_a_bad_directive(tmp_path: Path) -> None:
-    text = as_installed_here(UNIT.read_text()).replace(
-        "ProtectSystem=strict", "ProtectSystem=sometimes"
-    )
+    text = as_installed_here(UNIT.read_text()).replace("ProtectSystem=strict",
+                                                       "ProtectSystem=sometimes")
     done = verify(tmp_path, text)
     assert "Failed to parse protect system value" in done.stderr
 

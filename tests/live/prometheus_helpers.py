@@ -39,7 +39,8 @@ class Prometheus:
 
     def config(self) -> str:
         jobs = "".join(
-            f"  - job_name: {job}\n    static_configs:\n      - targets: ['127.0.0.1:{port}']\n"
+            f"  - job_name: {job}\n    static_configs:\n"
+            f"      - targets: ['127.0.0.1:{port}']\n"
             for job, port in self.targets.items()
         )
         return (

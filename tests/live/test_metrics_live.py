@@ -72,9 +72,8 @@ def run() -> Iterator[Run]:
             "--json", "--metrics", f"127.0.0.1:{MIRUO_PORT}",
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
-        prom = Prometheus(
-            lab, lab.client_ns, workdir, {"tcpeek": TCPEEK_PORT, "miruo": MIRUO_PORT}
-        ).start()
+        prom = Prometheus(lab, lab.client_ns, workdir, {"tcpeek": TCPEEK_PORT,
+                                                         "miruo": MIRUO_PORT}).start()
         try:
             prom.wait_up("tcpeek")
             prom.wait_up("miruo")  # miruo binds /metrics once its capture is open
@@ -101,18 +100,14 @@ def test_handshakes_by_result_equal_what_the_clients_saw(run: Run) -> None:
     got = run.prom.values('sum by (result) (tcpeek_handshakes_total{filter="TX"})')
     assert {dict(k)["result"]: v for k, v in got.items()} == want
     web = run.prom.values('tcpeek_handshakes_total{filter="web",direction="TX"}')
-    assert {dict(k)["result"]: v for k, v in web.items()} == {
-        **want,
-        "reject": 0,
-        "timeout": 0,
-        "unreach": 0,
-    }
+    assert {dict(k)["result"]: v for k, v in web.items()} == {**want, "reject": 0,
+                                                               "timeout": 0, "unreach": 0}
     assert run.prom.scalar('sum(tcpeek_handshakes_total{direction="RX"})') == 0
     assert run.prom.scalar('tcpeek_unreachable_total{filter="TX",code="port"}') == 2
     assert run.prom.scalar('sum(tcpeek_unreachable_total{filter="TX"})') == 2
     # the ICMP port's first SYN is dropped, so each of those two handshakes has one copy
     assert run.prom.scalar('tcpeek_syn_retransmissions_total{filter="TX"}') >= 2
-    assert run.prom.scalar("sum(tcpeek_capture_dropped_total)") == 0
+    assert run.prom.scalar('sum(tcpeek_capture_dropped_total)') == 0
     assert run.prom.scalar("tcpeek_pending_handshakes") == 0
     assert run.prom.scalar("tcpeek_capture_packets_total") > 0
     assert run.prom.scalar('count(tcpeek_build_info{version="0.1.0"})') == 1

@@ -30,15 +30,9 @@ from tests.support.segments import BASE_NS, MS, copy, seg
 A, B = b"\xc6\x12\x00\x01", b"\xc6\x12\x00\x02"
 
 
-def hs(
-    result: str,
-    filters: tuple[str, ...] = ("TX",),
-    rtt_ms: float | None = None,
-    icmp: tuple[int, int] | None = None,
-    dupsyn: int = 0,
-    dupsynack: int = 0,
-    direction: str = "TX",
-) -> Handshake:
+def hs(result: str, filters: tuple[str, ...] = ("TX",), rtt_ms: float | None = None,
+       icmp: tuple[int, int] | None = None, dupsyn: int = 0, dupsynack: int = 0,
+       direction: str = "TX") -> Handshake:
     rtt = None if rtt_ms is None else round(rtt_ms * MS)
     return Handshake(A, 1000, B, 80, BASE_NS, BASE_NS + (rtt or 0), result, icmp, rtt,
                      dupsyn, dupsynack, direction, filters)  # fmt: skip

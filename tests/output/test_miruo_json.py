@@ -36,12 +36,7 @@ def test_session_object_round_trips_and_names_its_schema() -> None:
     assert obj["type"] == "session" and obj["schema"] == 1 and obj["close"] == "fin"
     assert obj["start"] == epoch(BASE_NS) and obj["end"] == epoch(BASE_NS + 5_000_000)
     assert [s["flags"] for s in obj["segments_shown"]] == [
-        "----S-",
-        "-A--S-",
-        "-A----",
-        "-A---F",
-        "-A---F",
-        "-A----",
+        "----S-", "-A--S-", "-A----", "-A---F", "-A---F", "-A----"
     ]
     assert obj["segments_shown"][0]["marks"] == ["syn"]
     assert obj["rst"] is None and obj["reasons"] == ["all"]

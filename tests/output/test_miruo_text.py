@@ -35,10 +35,7 @@ def test_flags_are_uaprsf() -> None:
 
 def test_session_ids_wrap_after_9999() -> None:
     assert [session_id(session(n)) for n in (1, 9999, 10000, 10001)] == [
-        "0001",
-        "9999",
-        "0001",
-        "0002",
+        "0001", "9999", "0001", "0002"
     ]
 
 
@@ -71,18 +68,8 @@ def test_colour_precedence() -> None:
 
 def test_header_and_segment_columns_match_the_spec_example() -> None:
     sess = session()
-    syn = seg(
-        0,
-        "198.18.0.1",
-        40906,
-        "198.18.0.2",
-        80,
-        "S",
-        0xA1BF38E8,
-        0,
-        0,
-        options=bytes.fromhex("020405b4"),
-    )
+    syn = seg(0, "198.18.0.1", 40906, "198.18.0.2", 80, "S", 0xA1BF38E8, 0, 0,
+              options=bytes.fromhex("020405b4"))
     syn.num, syn.dir, syn.cstate, syn.sstate, syn.marks = 0, 0, 2, 3, mk.M_SYN
     sess.nsegs, sess.nbytes, sess.last_ts = 11, 1063, BASE_NS + 3_000_000
     header, line = render_session(ShownSession(sess, [syn], "fin", 0), UTC)
@@ -101,9 +88,8 @@ def test_quiet_lines_fit_80_columns() -> None:
     syn = seg(0, "198.18.0.1", 40906, "198.18.0.2", 80, "S", 1)
     syn.num, syn.cstate, syn.sstate = 0, 2, 3
     sess.nsegs, sess.nbytes = 1, 54
-    lines = render_session(
-        ShownSession(sess, [syn], "timeout", BASE_NS), ViewConfig(quiet=True, localtime=time.gmtime)
-    )
+    lines = render_session(ShownSession(sess, [syn], "timeout", BASE_NS), ViewConfig(
+        quiet=True, localtime=time.gmtime))
     assert lines[0] == "       0.000|     198.18.0.1:40906 == 198.18.0.2:80        |1seg(54)"
     assert lines[-1] == "22:13:20.000|" + centre("destroy session", 46) + "|time out"
     assert all(len(line) <= 80 for line in lines)

@@ -59,77 +59,33 @@ def test_table_header() -> None:
         (
             "   0.002 | 12-07-06 16:39:02.552 |   192.168.2.227:48967   192.168.2.202:80    "
             "|      success      |       0        0 ",
-            (
-                2_000_000,
-                utc_ns("2012-07-06 16:39:02", 552),
-                "192.168.2.227",
-                48967,
-                "192.168.2.202",
-                80,
-                "success",
-                0,
-                0,
-            ),
+            (2_000_000, utc_ns("2012-07-06 16:39:02", 552), "192.168.2.227", 48967,
+             "192.168.2.202", 80, "success", 0, 0),
         ),
         (
             "   0.001 | 12-07-06 16:39:36.254 |   192.168.2.228:62876   192.168.2.227:80    "
             "| failure (reject)  |       0        0 ",
-            (
-                1_999_999,
-                utc_ns("2012-07-06 16:39:36", 254),
-                "192.168.2.228",
-                62876,
-                "192.168.2.227",
-                80,
-                "reject",
-                0,
-                0,
-            ),
+            (1_999_999, utc_ns("2012-07-06 16:39:36", 254), "192.168.2.228", 62876,
+             "192.168.2.227", 80, "reject", 0, 0),
         ),
         (
             "  39.947 | 12-07-06 16:41:29.723 |   192.168.2.227:58376   192.168.2.207:8080  "
             "| failure (timeout) |       2        0 ",
-            (
-                39_947_000_001,
-                utc_ns("2012-07-06 16:41:29", 723) + 999_999,
-                "192.168.2.227",
-                58376,
-                "192.168.2.207",
-                8080,
-                "timeout",
-                2,
-                0,
-            ),
+            (39_947_000_001, utc_ns("2012-07-06 16:41:29", 723) + 999_999,
+             "192.168.2.227", 58376, "192.168.2.207", 8080, "timeout", 2, 0),
         ),
         (
             "   0.000 | 12-07-06 16:39:44.689 |   192.168.2.227:56371   192.168.2.228:8080  "
             "| failure (reject)  |       0        0 ",
-            (
-                0,
-                utc_ns("2012-07-06 16:39:44", 689),
-                "192.168.2.227",
-                56371,
-                "192.168.2.228",
-                8080,
-                "reject",
-                0,
-                0,
-            ),
+            (0, utc_ns("2012-07-06 16:39:44", 689), "192.168.2.227", 56371,
+             "192.168.2.228", 8080, "reject", 0, 0),
         ),
     ],
 )
 def test_readme_rows(row: str, args: tuple[object, ...]) -> None:
     hs, start, client, cport, server, sport, result, dupsyn, dupsynack = args
     line = session_line(
-        hs,
-        start,
-        ip(client),
-        cport,
-        ip(server),
-        sport,
-        result,
-        dupsyn,
-        dupsynack,  # type: ignore[arg-type]
+        hs, start, ip(client), cport, ip(server), sport, result, dupsyn, dupsynack,  # type: ignore[arg-type]
         localtime=time.gmtime,
     )
     assert line == row
@@ -138,16 +94,8 @@ def test_readme_rows(row: str, args: tuple[object, ...]) -> None:
 
 def test_unreach_and_wide_fields() -> None:
     line = session_line(
-        1234_567_000_000,
-        utc_ns("2024-01-02 03:04:05", 6),
-        ip("10.0.0.1"),
-        1,
-        ip("255.255.255.255"),
-        65535,
-        "unreach",
-        1234567,
-        12345678,
-        localtime=time.gmtime,
+        1234_567_000_000, utc_ns("2024-01-02 03:04:05", 6), ip("10.0.0.1"), 1,
+        ip("255.255.255.255"), 65535, "unreach", 1234567, 12345678, localtime=time.gmtime,
     )
     # %4d grows rather than cut; counters right-aligned in 7 and growing past it
     assert line == (
@@ -158,15 +106,8 @@ def test_unreach_and_wide_fields() -> None:
 
 def test_ipv6_addresses_in_brackets_widen_the_columns() -> None:
     line = session_line(
-        5_000_000,
-        utc_ns("2024-01-02 03:04:05", 0),
-        ip("fd00::1"),
-        40000,
-        ip("2001:db8:1234:5678:9abc:def0:1234:5678"),
-        443,
-        "success",
-        0,
-        0,
+        5_000_000, utc_ns("2024-01-02 03:04:05", 0), ip("fd00::1"), 40000,
+        ip("2001:db8:1234:5678:9abc:def0:1234:5678"), 443, "success", 0, 0,
         localtime=time.gmtime,
     )
     assert line == (
@@ -187,15 +128,8 @@ def test_local_time_follows_tz() -> None:
     time.tzset()
     try:
         line = session_line(
-            0,
-            utc_ns("2012-07-06 07:39:02", 552),
-            ip("1.2.3.4"),
-            1,
-            ip("5.6.7.8"),
-            2,
-            "success",
-            0,
-            0,
+            0, utc_ns("2012-07-06 07:39:02", 552), ip("1.2.3.4"), 1, ip("5.6.7.8"), 2,
+            "success", 0, 0,
         )
     finally:
         if old is None:
@@ -208,7 +142,8 @@ def test_local_time_follows_tz() -> None:
 
 def test_listening_line() -> None:
     assert listening_line("eth0", "EN10MB", "Ethernet", 138, 2) == (
-        "listening on eth0, link-type EN10MB (Ethernet), capture size 138 bytes, buffer size 2 MB"
+        "listening on eth0, link-type EN10MB (Ethernet), capture size 138 bytes, "
+        "buffer size 2 MB"
     )
 
 
@@ -269,7 +204,8 @@ def test_readme_summary() -> None:
 
 def test_spec_summary_with_pcap_stats() -> None:
     # spec: the last filter block, a rule, "pcap stats" with recv/drop/ifdrop, then "="
-    text = summary(FROM, TO, README_FILTERS[:1], PcapStats(123, 0, 0), False, localtime=time.gmtime)
+    text = summary(FROM, TO, README_FILTERS[:1], PcapStats(123, 0, 0), False,
+                   localtime=time.gmtime)
     assert text.endswith(
         "     Connection Rejected   :     10\n"
         "------------------------------------\n"
@@ -300,7 +236,8 @@ def test_summary_with_icmp_line() -> None:
 
 
 def test_summary_without_icmp_still_counts_unreach_in_the_total() -> None:
-    text = summary(FROM, TO, [("RX", FilterCounts(unreach=5))], None, False, localtime=time.gmtime)
+    text = summary(FROM, TO, [("RX", FilterCounts(unreach=5))], None, False,
+                   localtime=time.gmtime)
     assert "   Failure: 5 session" in text
     assert "ICMP" not in text
 

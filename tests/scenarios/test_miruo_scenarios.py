@@ -134,12 +134,8 @@ def half_open_at_end() -> list[Frame]:
 def http() -> list[Frame]:
     flow = Flow()
     flow.handshake(0)
-    flow.c(
-        10,
-        "PA",
-        b"GET /index.html?user=1 HTTP/1.1\r\nHost: example.test\r\n"
-        b"User-Agent: curl/8\r\nReferer: http://a.test/p?q=1\r\n\r\n",
-    )
+    flow.c(10, "PA", b"GET /index.html?user=1 HTTP/1.1\r\nHost: example.test\r\n"
+                     b"User-Agent: curl/8\r\nReferer: http://a.test/p?q=1\r\n\r\n")
     flow.s(11, "PA", b"HTTP/1.1 404 Not Found\r\nServer: tiny\r\nContent-Type: text/plain\r\n\r\n")
     flow.c(12, "A")
     flow.close(20)
@@ -149,17 +145,12 @@ def http() -> list[Frame]:
 def ecn_and_vlan() -> list[Frame]:
     flow = Flow()
     segment = f.tcp(flow.cport, flow.sport, flow.cseq, 0, "SEC", options=SYN_OPTIONS)
-    flow.frames.append(
-        (1_700_000_000 * 10**9, f.ether(f.ipv4(flow.client, flow.server, segment), vlans=(100,)))
-    )
+    flow.frames.append((1_700_000_000 * 10**9, f.ether(f.ipv4(flow.client, flow.server, segment),
+                                                        vlans=(100,))))
     flow.cseq += 1
     synack = f.tcp(flow.sport, flow.cport, flow.sseq, flow.cseq, "SAE", options=SYN_OPTIONS)
-    flow.frames.append(
-        (
-            1_700_000_000 * 10**9 + 10**6,
-            f.ether(f.ipv4(flow.server, flow.client, synack), vlans=(100,)),
-        )
-    )
+    flow.frames.append((1_700_000_000 * 10**9 + 10**6,
+                        f.ether(f.ipv4(flow.server, flow.client, synack), vlans=(100,))))
     return flow.frames
 
 

@@ -87,29 +87,15 @@ def test_refresh_twice(sockdir: str, counters: Counters) -> None:
         get = json.loads(ask(path, b"GET\n"))
     # unreach is folded into reject and there is no pcap element
     assert first == [
-        {
-            "RX": {
-                "success": {"total": 1, "dupsyn": 1, "dupsynack": 0},
-                "failure": {"total": 1, "timeout": 0, "reject": 1},
-            }
-        },
-        {
-            "TX": {
-                "success": {"total": 0, "dupsyn": 0, "dupsynack": 0},
-                "failure": {"total": 1, "timeout": 0, "reject": 1},
-            }
-        },
-        {
-            "web": {
-                "success": {"total": 1, "dupsyn": 1, "dupsynack": 0},
-                "failure": {"total": 0, "timeout": 0, "reject": 0},
-            }
-        },
+        {"RX": {"success": {"total": 1, "dupsyn": 1, "dupsynack": 0},
+                "failure": {"total": 1, "timeout": 0, "reject": 1}}},
+        {"TX": {"success": {"total": 0, "dupsyn": 0, "dupsynack": 0},
+                "failure": {"total": 1, "timeout": 0, "reject": 1}}},
+        {"web": {"success": {"total": 1, "dupsyn": 1, "dupsynack": 0},
+                 "failure": {"total": 0, "timeout": 0, "reject": 0}}},
     ]
-    zero = {
-        "success": {"total": 0, "dupsyn": 0, "dupsynack": 0},
-        "failure": {"total": 0, "timeout": 0, "reject": 0},
-    }
+    zero = {"success": {"total": 0, "dupsyn": 0, "dupsynack": 0},
+            "failure": {"total": 0, "timeout": 0, "reject": 0}}
     assert second == [{"RX": zero}, {"TX": zero}, {"web": zero}]
     assert third[1]["TX"]["failure"] == {"total": 1, "timeout": 1, "reject": 0}
     assert get[1]["TX"]["failure"]["total"] == 2  # GET still gives totals
@@ -174,7 +160,8 @@ def test_stalled_client_delays_nobody_and_is_dropped(sockdir: str, counters: Cou
 def test_slow_reader_delays_nobody(sockdir: str) -> None:
     path = os.path.join(sockdir, "s.sock")
     big = b"[" + b"0," * 2_000_000 + b"0]\n"  # ~4 MB: far more than a socket buffer holds
-    server = serve(path, lambda request: big if request == "GET" else b"[]\n", write_timeout=1.0)
+    server = serve(path, lambda request: big if request == "GET" else b"[]\n",
+                   write_timeout=1.0)
     try:
         slow = socket.socket(socket.AF_UNIX)
         slow.connect(path)

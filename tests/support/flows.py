@@ -34,52 +34,20 @@ class Flow:
         self.frames.append((BASE_NS + int(ms * MS), frame))
         return frame
 
-    def c(
-        self,
-        ms: float,
-        flags: str,
-        payload: bytes = b"",
-        options: bytes = b"",
-        advance: bool = True,
-    ) -> bytes:
+    def c(self, ms: float, flags: str, payload: bytes = b"", options: bytes = b"",
+          advance: bool = True) -> bytes:
         ack = self.sseq if "A" in flags else 0
-        frame = f.tcp_frame(
-            self.client,
-            self.cport,
-            self.server,
-            self.sport,
-            flags,
-            self.cseq,
-            ack,
-            payload,
-            options,
-            self.link,
-        )
+        frame = f.tcp_frame(self.client, self.cport, self.server, self.sport, flags, self.cseq,
+                            ack, payload, options, self.link)
         if advance:
             self.cseq += len(payload) + ("S" in flags) + ("F" in flags)
         return self._add(ms, frame)
 
-    def s(
-        self,
-        ms: float,
-        flags: str,
-        payload: bytes = b"",
-        options: bytes = b"",
-        advance: bool = True,
-    ) -> bytes:
+    def s(self, ms: float, flags: str, payload: bytes = b"", options: bytes = b"",
+          advance: bool = True) -> bytes:
         ack = self.cseq if "A" in flags else 0
-        frame = f.tcp_frame(
-            self.server,
-            self.sport,
-            self.client,
-            self.cport,
-            flags,
-            self.sseq,
-            ack,
-            payload,
-            options,
-            self.link,
-        )
+        frame = f.tcp_frame(self.server, self.sport, self.client, self.cport, flags, self.sseq,
+                            ack, payload, options, self.link)
         if advance:
             self.sseq += len(payload) + ("S" in flags) + ("F" in flags)
         return self._add(ms, frame)

@@ -84,35 +84,15 @@ class Conversation:
     def c(self, ms: float, flags: str, payload: bytes | int = 0, **kw: object) -> Segment:
         """Client → server; advances the client's sequence number."""
         ack = self.sseq if "A" in flags else 0
-        out = seg(
-            ms,
-            self.client,
-            self.cport,
-            self.server,
-            self.sport,
-            flags,
-            self.cseq,
-            ack,
-            payload,
-            **kw,
-        )  # type: ignore[arg-type]
+        out = seg(ms, self.client, self.cport, self.server, self.sport, flags, self.cseq, ack,
+                  payload, **kw)  # type: ignore[arg-type]
         self.cseq += _consumed(flags, payload)
         return out
 
     def s(self, ms: float, flags: str, payload: bytes | int = 0, **kw: object) -> Segment:
         ack = self.cseq if "A" in flags else 0
-        out = seg(
-            ms,
-            self.server,
-            self.sport,
-            self.client,
-            self.cport,
-            flags,
-            self.sseq,
-            ack,
-            payload,
-            **kw,
-        )  # type: ignore[arg-type]
+        out = seg(ms, self.server, self.sport, self.client, self.cport, flags, self.sseq, ack,
+                  payload, **kw)  # type: ignore[arg-type]
         self.sseq += _consumed(flags, payload)
         return out
 
@@ -131,22 +111,9 @@ def _consumed(flags: str, payload: bytes | int) -> int:
 def copy(segment: Segment, ms: float) -> Segment:
     """The same segment sent again at another time (a retransmission)."""
     out = Segment(
-        BASE_NS + int(ms * MS),
-        segment.version,
-        segment.src,
-        segment.dst,
-        segment.sport,
-        segment.dport,
-        segment.seq,
-        segment.ack,
-        segment.flags,
-        segment.window,
-        segment.wire_len,
-        segment.payload_len,
-        segment.data,
-        segment.opt_off,
-        segment.opt_len,
-        segment.pay_off,
-        segment.fragment,
+        BASE_NS + int(ms * MS), segment.version, segment.src, segment.dst, segment.sport,
+        segment.dport, segment.seq, segment.ack, segment.flags, segment.window,
+        segment.wire_len, segment.payload_len, segment.data, segment.opt_off,
+        segment.opt_len, segment.pay_off, segment.fragment,
     )
     return out

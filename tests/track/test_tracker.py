@@ -226,33 +226,11 @@ def test_finish_reports_every_open_session() -> None:
 def test_icmp_finds_the_quoted_session() -> None:
     tracker, rec = make()
     tracker.feed(Conversation().c(0, "S"))
-    icmp = IcmpError(
-        0,
-        4,
-        3,
-        3,
-        b"\xc6\x12\x00\x02",
-        b"\xc6\x12\x00\x01",
-        b"\xc6\x12\x00\x01",
-        b"\xc6\x12\x00\x02",
-        40000,
-        80,
-        1000,
-    )
+    icmp = IcmpError(0, 4, 3, 3, b"\xc6\x12\x00\x02", b"\xc6\x12\x00\x01",
+                     b"\xc6\x12\x00\x01", b"\xc6\x12\x00\x02", 40000, 80, 1000)
     tracker.feed_icmp(icmp)
-    other = IcmpError(
-        0,
-        4,
-        3,
-        3,
-        b"\xc6\x12\x00\x02",
-        b"\xc6\x12\x00\x01",
-        b"\xc6\x12\x00\x01",
-        b"\xc6\x12\x00\x02",
-        40001,
-        80,
-        1000,
-    )
+    other = IcmpError(0, 4, 3, 3, b"\xc6\x12\x00\x02", b"\xc6\x12\x00\x01",
+                      b"\xc6\x12\x00\x01", b"\xc6\x12\x00\x02", 40001, 80, 1000)
     tracker.feed_icmp(other)
     assert rec.events[-2:] == [("icmp", 1), ("icmp", None)]
 

@@ -89,10 +89,8 @@ class TrackerMarks:
         self.keep = keep
         self.late = late
         self._rst_shown = (
-            (False, False)
-            if rst_mode == RST_NEVER
-            else (True, False)
-            if rst_mode == RST_BREAK
+            (False, False) if rst_mode == RST_NEVER
+            else (True, False) if rst_mode == RST_BREAK
             else (True, True)
         )  # (a break is shown, an RST during close is shown)
 

@@ -192,10 +192,8 @@ def _parse_group(text: str, group: str) -> AddrPortGroup:
 
     addr_word, colon, ports_text = group.partition(":")
     addr, slash, prefix = addr_word.partition("/")
-    if (
-        addr not in WILDCARDS
-        and "." not in addr
-        and ("::" in group or (group.count(":") >= 2 and _looks_like_ipv6(addr)))
+    if addr not in WILDCARDS and "." not in addr and (
+        "::" in group or (group.count(":") >= 2 and _looks_like_ipv6(addr))
     ):
         raise _fail(text, f"bad address in '{group}' (write IPv6 addresses in brackets)")
     if not addr:

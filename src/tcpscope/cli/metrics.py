@@ -99,7 +99,9 @@ class TcpeekMetrics(_Endpoint):
         collector = TcpeekCollector(self.tally, __version__, libpcap_version())
         super().__init__(listen, collector, lambda: self.tally.published, linger)
 
-    def emit_also(self, emit: Callable[[Handshake], None] | None) -> Callable[[Handshake], None]:
+    def emit_also(
+        self, emit: Callable[[Handshake], None] | None
+    ) -> Callable[[Handshake], None]:
         """The analyzer's emit: the tally, and `emit` (table, JSON) if any."""
         tally = self.tally
         if emit is None:
@@ -127,7 +129,9 @@ class CloseTap:
     def __init__(self, inner: Listener, after: Callable[[Session, str, int], None]) -> None:
         # bound methods kept as attributes: the per-segment hooks cost no extra call
         self.on_open: Callable[[Session, Segment], None] = inner.on_open
-        self.on_segment: Callable[[Session, Segment, int, Segment | None], None] = inner.on_segment
+        self.on_segment: Callable[[Session, Segment, int, Segment | None], None] = (
+            inner.on_segment
+        )
         self.on_icmp: Callable[[Session | None, IcmpError], None] = inner.on_icmp
         quiet = getattr(inner, "on_quiet", None)
         if quiet is not None:  # present only where the inner one declared it (analyze.chain)

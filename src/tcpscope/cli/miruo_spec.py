@@ -299,7 +299,8 @@ PAGE = Page(
                     "        | Total 11 segments, 1063 bytes",
                     "0001:0000 10:14:06.779 |          SYN_SENT >----S-> SYN_RECV"
                     "          | A1BF38E8/00000000   74 - <mss=1460>",
-                    "0001:****              |                                              |",
+                    "0001:****              |                                      "
+                    "        |",
                 ),
                 "`-q` gives lines of at most 80 columns, `--live` one line per segment, "
                 "`--json` JSON Lines. The statistics block (sessions, marks, limits, CPU and "
@@ -333,7 +334,9 @@ PAGE = Page(
         ),
         Section(
             "FILES",
-            ("None are read or written, except the capture file given with `-f`.",),
+            (
+                "None are read or written, except the capture file given with `-f`.",
+            ),
         ),
         Section(
             "EXAMPLES",

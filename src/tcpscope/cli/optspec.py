@@ -91,7 +91,9 @@ class Command:
 
     def getopt_long(self) -> list[str]:
         suffix = {True: "=", False: ""}
-        return [name + suffix[o.takes_value] for o in self.options for name in (o.long, *o.aliases)]
+        return [
+            name + suffix[o.takes_value] for o in self.options for name in (o.long, *o.aliases)
+        ]
 
     def by_name(self) -> dict[str, Opt]:
         return {name: opt for opt in self.options for name in opt.names}
@@ -143,7 +145,9 @@ class Command:
         for opt in self.options:
             names = list(opt.names)
             if opt.optional:
-                parser.add_argument(*names, dest=opt.dest, nargs="?", const=opt.const, default=None)
+                parser.add_argument(
+                    *names, dest=opt.dest, nargs="?", const=opt.const, default=None
+                )
             elif opt.takes_value:
                 parser.add_argument(*names, dest=opt.dest or opt.action, default=None)
             else:

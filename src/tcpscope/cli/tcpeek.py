@@ -173,7 +173,9 @@ def run(options: Options, out: TextIO, err: TextIO, log: logging.Logger) -> int:
             err.flush()
 
         with runloop.StopFlag() as stop:
-            now = runloop.run(cap, driver, stop, after_batch, READ_TIMEOUT_MS / 1000, READ_BATCH)
+            now = runloop.run(
+                cap, driver, stop, after_batch, READ_TIMEOUT_MS / 1000, READ_BATCH
+            )
         if progress is not None:
             progress.close()
         if stop.damage is not None:

@@ -82,7 +82,8 @@ PAGE = Page(
                 ),
                 "With `-j`, the JSON array on one line:",
                 (
-                    '[{"RX":{"success":{"total":0,"dupsyn":0,"dupsynack":0},"failure":{"total":10,',
+                    '[{"RX":{"success":{"total":0,"dupsyn":0,"dupsynack":0},'
+                    '"failure":{"total":10,',
                     '"timeout":0,"reject":10,"unreach":0}}},...,'
                     '{"pcap":{"stats":{"recv":89,"drop":0,"ifdrop":0}}}]',
                 ),

@@ -44,6 +44,7 @@ VLAN_TAG = 4
 _VLAN_TPIDS = np.array(sorted(VLAN_TPIDS), dtype=np.int64)
 
 
+
 @dataclass(frozen=True)
 class Columns:
     ts: npt.NDArray[np.int64]  # ns

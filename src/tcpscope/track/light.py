@@ -81,6 +81,7 @@ class Plan(NamedTuple):
             np.zeros(len(frames), dtype=np.intp), np.ones(len(frames), dtype=bool), frames, none,
         )  # fmt: skip
 
+
     def without_successes(self) -> Plan:
         """The same plan once its successes are counted elsewhere."""
         none = _index()
@@ -121,9 +122,7 @@ def _gather(buf: bytes, offsets: I64, lengths: I64) -> tuple[bytes, I64]:
         at[short] = np.arange(first.size, dtype=np.int64) * (8 * words)
     end = len(parts[0]) if parts else 0
     for i, offset, length in zip(
-        np.flatnonzero(~short).tolist(),
-        offsets[~short].tolist(),
-        lengths[~short].tolist(),
+        np.flatnonzero(~short).tolist(), offsets[~short].tolist(), lengths[~short].tolist(),
         strict=True,
     ):
         parts.append(buf[offset : offset + length])
@@ -132,7 +131,9 @@ def _gather(buf: bytes, offsets: I64, lengths: I64) -> tuple[bytes, I64]:
     return b"".join(parts) if len(parts) > 1 else parts[0], at
 
 
-def _frames(arenas: dict[int, bytes], ids: Ints, at: Ints, lengths: Ints) -> list[bytes | None]:
+def _frames(
+    arenas: dict[int, bytes], ids: Ints, at: Ints, lengths: Ints
+) -> list[bytes | None]:
     """The frames (arena id, start, length) stand for; None for id -1."""
     return [
         None if arena < 0 else arenas[arena][start : start + length]
@@ -553,10 +554,8 @@ class LightHandshakes:
         capacity = max(needed, 2 * self.alive.size, 1024)
         for name in self._COLUMNS:
             old = getattr(self, name)
-            column = (
-                np.zeros(capacity, dtype=old.dtype)
-                if old.dtype != object
-                else np.full(capacity, None, dtype=object)
+            column = np.zeros(capacity, dtype=old.dtype) if old.dtype != object else np.full(
+                capacity, None, dtype=object
             )
             column[: self.n] = old[: self.n]
             setattr(self, name, column)

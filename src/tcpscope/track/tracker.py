@@ -488,3 +488,4 @@ class Tracker:
         sess.counted = 0
         sess.seen = {}
         return True
+
