@@ -150,7 +150,7 @@ def handshakes(
     checksum: int = 0,
     icmp: bool = False,
     promisc: bool = False,
-    buffer_mb: int = 2,
+    buffer_mb: int = tcpeek_spec.BUFFER_MB,
 ) -> RecordStream[records.Handshake]:
     """tcpeek's judged handshakes, one record per verdict.
 
@@ -179,9 +179,7 @@ def handshakes(
     def report(hs: Verdict) -> None:
         pending.append(handshake_record(hs))
 
-    cap = open_source(
-        source, TCPEEK_SNAPLEN, options.promisc, TCPEEK_TIMEOUT_MS, options.buffer_mb
-    )
+    cap = open_source(source, TCPEEK_SNAPLEN, options.promisc, TCPEEK_TIMEOUT_MS, options.buffer_mb)
     try:
         addresses = local_networks(options, cap)
         paths = tcpeek_paths(options)

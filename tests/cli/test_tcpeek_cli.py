@@ -71,13 +71,23 @@ def run(tmp_path: Path, *args: str) -> tuple[int, str, str]:
 
 
 def test_table_and_summary(tmp_path: Path) -> None:
-    code, out, err = run(tmp_path, "--local", LOCAL, "--local", "fd00::1", "--icmp", "-t", "30",
-                         "ssh:RX@*:22", "web:TX@*:80:443")
+    code, out, err = run(
+        tmp_path,
+        "--local",
+        LOCAL,
+        "--local",
+        "fd00::1",
+        "--icmp",
+        "-t",
+        "30",
+        "ssh:RX@*:22",
+        "web:TX@*:80:443",
+    )
     assert code == 0 and out == ""
     lines = err.splitlines()
     assert lines[0] == (
         "listening on mix.pcap, link-type EN10MB (Ethernet), capture size 65535 bytes, "
-        "buffer size 2 MB"
+        "buffer size 64 MB"
     )
     assert lines[1].startswith(" TIME(s) |       TIMESTAMP       |      SRC IP:PORT")
     assert lines[2] == "-" * 118
@@ -124,8 +134,14 @@ def test_json_objects(tmp_path: Path) -> None:
     assert code == 0
     objs = {o["client_port"]: o for o in map(json.loads, out.splitlines())}
     assert {p: o["result"] for p, o in objs.items()} == {
-        1001: "success", 1002: "reject", 1003: "timeout", 1004: "unreach",
-        2000: "success", 1005: "success", 1006: "success", 1007: "success",
+        1001: "success",
+        1002: "reject",
+        1003: "timeout",
+        1004: "unreach",
+        2000: "success",
+        1005: "success",
+        1006: "success",
+        1007: "success",
     }
     assert objs[1004]["icmp"] == {"type": 3, "code": 3}
     assert objs[1001]["rtt"] == pytest.approx(0.002)
@@ -204,3 +220,10 @@ def test_bad_checksums_are_dropped_and_counted(tmp_path: Path) -> None:
     ports = [json.loads(line)["client_port"] for line in out.getvalue().splitlines()]
     assert ports == [4000]  # the session whose SYN was dropped is never opened
     assert "tcpeek: NOTICE: 1 packets dropped for bad checksums (-c)" in err.getvalue()
+
+
+def test_default_buffer_is_the_live_captures() -> None:
+    from tcpscope.capture.source import LIVE_BUFFER_MB
+    from tcpscope.cli import tcpeek_spec
+
+    assert tcpeek_spec.BUFFER_MB == LIVE_BUFFER_MB == tcpeek_spec.Options().buffer_mb

@@ -350,7 +350,7 @@ def test_client_side_mix_counts_json_table_stats_and_file(lab: Lab, tmp_path: Pa
     listening = tcpeek.stderr.splitlines()[0]
     assert listening == (
         f"listening on {lab.client_if}, link-type EN10MB (Ethernet), "
-        "capture size 138 bytes, buffer size 2 MB"
+        "capture size 138 bytes, buffer size 64 MB"
     )
     assert stat.S_ISSOCK(sock.stat().st_mode)
     nothing = dict.fromkeys(COUNT_KEYS, 0)
