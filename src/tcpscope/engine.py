@@ -19,6 +19,7 @@ the decoder.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable, Iterable, Iterator
 from typing import NamedTuple, Protocol, cast
 
@@ -33,11 +34,16 @@ from tcpscope.decode.records import Segment
 from tcpscope.errors import DecodeError
 from tcpscope.paths import EXACT, Paths
 from tcpscope.rules import U64, Mask, key_hashes
-from tcpscope.track.light import Frames, LightHandshakes, Plan
-from tcpscope.track.prefilter import follow_needed, handshake_needed, opening_syns
+from tcpscope.track.light import I64, Frames, LightHandshakes, Plan
+from tcpscope.track.prefilter import follow_needed, handshake_needed, member, opening_syns
+from tcpscope.track.session import Session
 from tcpscope.track.tracker import SECOND, PlainSegment, Tracker
 
 # What the batch prefilter keeps for the exact path (track.prefilter).
+# Light handshakes still pending at the end are judged this many at a time: a
+# SYN flood leaves a million, which must stream out, not pile up.
+FINISH_CHUNK = 4096
+
 PREFILTERS: dict[str, Callable[[Columns, U64], Mask]] = {
     "follow": follow_needed,  # miruo: every packet of tracked sessions
     "handshake": handshake_needed,  # tcpeek: packets that can decide a handshake
@@ -93,6 +99,25 @@ class HandshakeJudge(Protocol):
         outbound: bool,
         end: int,
     ) -> None: ...
+
+    def pending_at_end(
+        self,
+        client: bytes,
+        cport: int,
+        server: bytes,
+        sport: int,
+        start: int,
+        outbound: bool,
+        end: int,
+    ) -> None:
+        """A light handshake (a SYN, maybe its SYN/ACK, no copies) still pending when
+        the capture ends: what the exact path makes of it there, a timeout."""
+        ...
+
+
+# A session or a light handshake still open at the end, by the tracker's closing
+# order: ((first SYN's time, 4-tuple), the session, or whether the client is local).
+_Closing = tuple[tuple[int, tuple[bytes, int, bytes, int]], Session | bool]
 
 
 class Engine:
@@ -205,9 +230,9 @@ class Engine:
         handshake still pending is a timeout)."""
         if self.light is not None and len(self.light):
             assert self.judge is not None
-            if self.judge.records_wanted:  # in order with the tracker's: the exact way
-                for frames in self.light.evacuate():
-                    self._work(frames)
+            if self.judge.records_wanted:  # in order with the tracker's, streamed
+                self._finish_streamed(now)
+                return
             else:
                 client, server, ports = self.light.pending()
                 outbound = self.judge.local_ipv4(client)
@@ -216,6 +241,38 @@ class Engine:
         self.tracker.finish(now)
 
     # ---------------------------------------------------------------- internals
+    def _finish_streamed(self, now: int) -> None:
+        """The end with light handshakes pending: each judged as the exact path would
+        judge its replay (judge.pending_at_end), merged into the tracker's closing
+        order, `FINISH_CHUNK` at a time (a replay of a million rows took GBs)."""
+        assert self.light is not None and self.judge is not None
+        judge, tracker = self.judge, self.tracker
+        tracker.stats.total_sessions += len(self.light)  # as their replays would count
+        light = self._light_closing(self.light.drain_in_order(FINISH_CHUNK))
+        opened = tracker.closing_order()
+        closing: Iterable[_Closing] = light
+        if opened:
+            mine: list[_Closing] = [((s.first_ts, s.key), s) for s in opened]
+            closing = heapq.merge(mine, light, key=lambda item: item[0])
+        for (start, (client, cport, server, sport)), what in closing:
+            if what.__class__ is bool:
+                judge.pending_at_end(client, cport, server, sport, start, bool(what), now)
+            else:
+                tracker.close_at_end(cast(Session, what), now)
+        tracker.finish(now)  # none left: the same end as without light handshakes
+
+    def _light_closing(self, chunks: Iterator[tuple[I64, U64, U64, U64]]) -> Iterator[_Closing]:
+        assert self.judge is not None
+        is_local = self.judge.local_ipv4
+        for syn_ts, client, server, ports in chunks:
+            outbound = is_local(client).tolist()
+            for start, c, s, p, out in zip(
+                syn_ts.tolist(), client.tolist(), server.tolist(), ports.tolist(), outbound,
+                strict=True,
+            ):  # fmt: skip
+                key = (c.to_bytes(4, "big"), p >> 16, s.to_bytes(4, "big"), p & 0xFFFF)
+                yield (start, key), out
+
     def _tick(self, now: int) -> None:
         self.tracker.tick(now)
         if self.on_tick is not None:
@@ -299,8 +356,11 @@ class Engine:
         tracker = self.tracker
         limit = tracker.config.session_limit
         if limit and len(tracker.sessions) + len(light) + int(opening_syns(cols).sum()) >= limit:
-            # Near the limit the exact path decides which handshakes are dropped.
-            return Plan.promotions_only(light.evacuate())
+            # Near the limit the exact path decides which handshakes are dropped. The
+            # batch's packets of those handed over go the exact way too (the
+            # prefilter's `tracked` was taken before they were in the tracker).
+            theirs = np.flatnonzero(cols.plain & member(cols.key, light.hashes()))
+            return Plan.promotions_only(light.evacuate(), theirs)
         exact_only = np.concatenate((np.fromiter(judge.exact_only(), dtype=np.uint64), tracked))
         return light.plan(cols, buf, exact_only)
 

@@ -14,6 +14,7 @@ import pytest
 from tcpscope import pipeline
 from tcpscope.cli import tcpeek
 from tests.support import frames as f
+from tests.support.cli import handshake_lines
 from tests.support.flows import BASE_NS, MS, SYN_OPTIONS, Flow, merge
 from tests.support.pcapwrite import write_pcap
 
@@ -132,7 +133,7 @@ def test_table_and_summary(tmp_path: Path) -> None:
 def test_json_objects(tmp_path: Path) -> None:
     code, out, _ = run(tmp_path, "-q", "--json", "--local", LOCAL, "--local", "fd00::1", "--icmp")
     assert code == 0
-    objs = {o["client_port"]: o for o in map(json.loads, out.splitlines())}
+    objs = {o["client_port"]: o for o in map(json.loads, handshake_lines(out))}
     assert {p: o["result"] for p, o in objs.items()} == {
         1001: "success",
         1002: "reject",
@@ -155,7 +156,7 @@ def test_json_objects(tmp_path: Path) -> None:
 def test_without_icmp_the_unreachable_one_times_out(tmp_path: Path) -> None:
     code, out, _ = run(tmp_path, "-q", "--json", "--local", LOCAL)
     assert code == 0
-    results = {o["client_port"]: o["result"] for o in map(json.loads, out.splitlines())}
+    results = {o["client_port"]: o["result"] for o in map(json.loads, handshake_lines(out))}
     assert results[1004] == "timeout"
     assert 1006 not in results  # fd00::1 is not local here: not counted
 
@@ -163,7 +164,7 @@ def test_without_icmp_the_unreachable_one_times_out(tmp_path: Path) -> None:
 def test_exclusion_filter(tmp_path: Path) -> None:
     code, out, err = run(tmp_path, "-q", "--json", "--local", LOCAL, ":TX@*:80")
     assert code == 0
-    objs = {o["client_port"]: o for o in map(json.loads, out.splitlines())}
+    objs = {o["client_port"]: o for o in map(json.loads, handshake_lines(out))}
     assert objs[1001]["filters"] == [] and objs[1002]["filters"] == ["TX"]
     assert "   Success: 0 session" in err.split(" TX\n")[1].split("-" * 36)[0]
 
@@ -199,7 +200,7 @@ def test_pending_handshakes_are_bounded_and_the_overflow_is_said(
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         assert tcpeek.main(["-q", "--json", "--local", LOCAL, "-r", str(path)]) == 0
-    assert len(out.getvalue().splitlines()) == 3  # three followed, judged as timeouts
+    assert len(handshake_lines(out.getvalue())) == 3  # three followed, judged as timeouts
     assert "tcpeek: WARNING: 2 handshakes not followed: more than 3 were pending at once" in (
         err.getvalue()
     )
@@ -217,7 +218,7 @@ def test_bad_checksums_are_dropped_and_counted(tmp_path: Path) -> None:
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         assert tcpeek.main(["-q", "--json", "-c", "1", "--local", LOCAL, "-r", str(path)]) == 0
-    ports = [json.loads(line)["client_port"] for line in out.getvalue().splitlines()]
+    ports = [json.loads(line)["client_port"] for line in handshake_lines(out.getvalue())]
     assert ports == [4000]  # the session whose SYN was dropped is never opened
     assert "tcpeek: NOTICE: 1 packets dropped for bad checksums (-c)" in err.getvalue()
 

@@ -50,6 +50,7 @@ from tests.live.tcpeek_helpers import (
     stats_document,
     tally,
 )
+from tests.support.cli import handshake_lines
 from tests.support.netns import Lab
 from tests.support.pcapwrite import write_pcap
 
@@ -471,7 +472,7 @@ def test_client_side_mix_counts_json_table_stats_and_file(lab: Lab, tmp_path: Pa
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert from_file.returncode == 0, from_file.stderr
-    file_verdicts = [json.loads(line) for line in from_file.stdout.splitlines()]
+    file_verdicts = [json.loads(line) for line in handshake_lines(from_file.stdout)]
     live = [{k: v for k, v in x.items() if k != "_arrived"} for x in verdicts]
     assert verdict_set(file_verdicts) == verdict_set(live)
     for fv in file_verdicts:

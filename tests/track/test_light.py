@@ -26,7 +26,7 @@ from tcpscope.engine import Engine
 from tcpscope.track.light import WANT_ACK, LightHandshakes
 from tcpscope.track.prefilter import member
 from tests.support import frames as f
-from tests.support.cli import run_main
+from tests.support.cli import handshake_lines, run_main
 from tests.support.pcapwrite import write_pcap
 
 SECOND = 1_000_000_000
@@ -201,7 +201,7 @@ def test_bulk_path_changes_nothing(
     assert bulk_out == exact_out
     assert without_times(bulk_err) == without_times(exact_err)
     if "--json" in mode:
-        results = [line.split('"result":"')[1].split('"')[0] for line in bulk_out.splitlines()]
+        results = [line.split('"result":"')[1].split('"')[0] for line in handshake_lines(bulk_out)]
         assert {"success", "reject", "timeout", "unreach"} <= set(results)
         assert '"dupsyn":1' in bulk_out and '"dupsynack":1' in bulk_out
 

@@ -34,8 +34,9 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, separators=_COMPACT, ensure_ascii=False)
 
 
-def get_document(snapshot: CountersSnapshot) -> list[dict[str, Any]]:
-    doc: list[dict[str, Any]] = [
+def filter_elements(snapshot: CountersSnapshot) -> list[dict[str, Any]]:
+    """GET's elements for the filters, in order (tcpeek --json's stats record has them too)."""
+    return [
         {
             name: {
                 "success": {"total": c.success, "dupsyn": c.dupsyn, "dupsynack": c.dupsynack},
@@ -49,6 +50,10 @@ def get_document(snapshot: CountersSnapshot) -> list[dict[str, Any]]:
         }
         for name, c in snapshot.filters
     ]
+
+
+def get_document(snapshot: CountersSnapshot) -> list[dict[str, Any]]:
+    doc = filter_elements(snapshot)
     pcap = snapshot.pcap or PcapStats()
     element: dict[str, dict[str, int]] = {
         "stats": {"recv": pcap.recv, "drop": pcap.drop, "ifdrop": pcap.ifdrop}

@@ -18,7 +18,7 @@ Pure: arrays in, a plan out; the engine carries the plan out in batch order.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -34,6 +34,7 @@ from tcpscope.rules import (
     Mask,
     canonical_key_np,
     group_by_connection,
+    key_np,
     reverse_ports_np,
 )
 from tcpscope.track.keytable import KeyTable
@@ -72,12 +73,13 @@ class Plan(NamedTuple):
     opened: Index  # the SYNs of the new handshakes taken here (all their packets decided)
 
     @classmethod
-    def promotions_only(cls, frames: list[Frames]) -> Plan:
-        """Every light handshake handed to the exact path before the batch."""
+    def promotions_only(cls, frames: list[Frames], force: Index) -> Plan:
+        """Every light handshake handed to the exact path before the batch; `force`:
+        the batch's packets that may be theirs."""
         none = _index()
         u64 = np.zeros(0, dtype=np.uint64)
         return cls(
-            none, none, none, u64, u64, u64, np.zeros(0, dtype=np.int64), np.zeros(0, bool),
+            none, force, none, u64, u64, u64, np.zeros(0, dtype=np.int64), np.zeros(0, bool),
             np.zeros(len(frames), dtype=np.intp), np.ones(len(frames), dtype=bool), frames, none,
         )  # fmt: skip
 
@@ -215,6 +217,12 @@ class LightHandshakes:
         rows: Index = np.flatnonzero(self.alive[: self.n])
         return rows
 
+    def hashes(self) -> U64:
+        """Both directions' 4-tuple hashes (rules.key_np) of every living row."""
+        rows = self.living()
+        src, dst, ports = (c[rows].astype(np.uint64) for c in (self.src, self.dst, self.ports))
+        return np.concatenate((key_np(src, dst, ports), key_np(dst, src, reverse_ports_np(ports))))
+
     def pending(self) -> tuple[U64, U64, U64]:
         """(client, server, ports) of every living row."""
         rows = self.living()
@@ -230,6 +238,23 @@ class LightHandshakes:
         out = self._replays(rows[np.argsort(self.syn_ts[rows], kind="stable")])
         self._remove(rows)
         return out
+
+    def drain_in_order(self, chunk: int) -> Iterator[tuple[I64, U64, U64, U64]]:
+        """Every handshake, `chunk` at a time, as (first SYN's time, client, server,
+        ports) columns in the tracker's closing order (track.tracker's `_opened`:
+        by first SYN, then by 4-tuple, whose IPv4 bytes sort as these integers).
+        The table is empty from the first chunk on: only columns stay, no frames."""
+        rows = self.living()
+        ports = self.ports[rows].astype(np.uint64)
+        src = self.src[rows].astype(np.uint64)
+        dst = self.dst[rows].astype(np.uint64)
+        syn_ts = self.syn_ts[rows]
+        order = np.lexsort((ports & np.uint64(0xFFFF), dst, ports >> np.uint64(16), src, syn_ts))
+        syn_ts, src, dst, ports = syn_ts[order], src[order], dst[order], ports[order]
+        self._reset()
+        for at in range(0, int(order.size), chunk):
+            part = slice(at, at + chunk)
+            yield syn_ts[part], src[part], dst[part], ports[part]
 
     def discard(self) -> None:
         """Forget every handshake (judged elsewhere, in bulk)."""

@@ -340,8 +340,16 @@ class Tracker:
 
     def finish(self, now: int) -> None:
         """End of the capture: hand every open session to the listener, oldest first."""
-        for sess in sorted(self.sessions.values(), key=_opened):
+        for sess in self.closing_order():
             self._close(sess, CLOSE_END, now)
+
+    def closing_order(self) -> list[Session]:
+        """The open sessions in the order `finish` closes them."""
+        return sorted(self.sessions.values(), key=_opened)
+
+    def close_at_end(self, sess: Session, now: int) -> None:
+        """Close one session as `finish` does (the engine merges in handshakes of its own)."""
+        self._close(sess, CLOSE_END, now)
 
     def forget(self, sess: Session) -> None:
         """Drop a session without reporting it (an analyzer that is done with it)."""
