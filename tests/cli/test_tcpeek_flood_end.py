@@ -86,5 +86,6 @@ def test_near_the_limit_a_handed_over_handshake_still_succeeds(
             ["-q", "--json", "--local", "198.18.0.1", "--paths", paths, "-r", str(path)]
         )
     assert code == 0
-    results = [line.split('"result":"')[1].split('"')[0] for line in handshake_lines(out.getvalue())]
+    lines = handshake_lines(out.getvalue())
+    results = [line.split('"result":"')[1].split('"')[0] for line in lines]
     assert results == ["success", "timeout", "timeout"]
