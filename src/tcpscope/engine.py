@@ -220,7 +220,9 @@ class Engine:
         """Advance the clock with no packet (live capture's idle wake-ups)."""
         if self._next_tick is None or now >= self._next_tick:
             if self.light is not None:  # those the tick may time out go the exact way first
-                for frames in self.light.evacuate(now - self.light.timeout_ns):
+                handed = self.light.evacuate(now - self.light.timeout_ns)
+                self.tracker.outside = len(self.light)  # the rest still count at the limit
+                for frames in handed:
                     self._work(frames)
             self._tick(now)
             self._next_tick = now + SECOND
@@ -355,13 +357,18 @@ class Engine:
         assert judge is not None and light is not None
         tracker = self.tracker
         limit = tracker.config.session_limit
+        exact_only = np.concatenate((np.fromiter(judge.exact_only(), dtype=np.uint64), tracked))
         if limit and len(tracker.sessions) + len(light) + int(opening_syns(cols).sum()) >= limit:
-            # Near the limit the exact path decides which handshakes are dropped. The
+            # Near the limit the exact path takes the batch and decides which
+            # handshakes are dropped; the light ones it may touch are handed over, the
+            # rest count toward the limit as they wait (a flood keeps a million). The
             # batch's packets of those handed over go the exact way too (the
             # prefilter's `tracked` was taken before they were in the tracker).
-            theirs = np.flatnonzero(cols.plain & member(cols.key, light.hashes()))
-            return Plan.promotions_only(light.evacuate(), theirs)
-        exact_only = np.concatenate((np.fromiter(judge.exact_only(), dtype=np.uint64), tracked))
+            frames, hashes = light.hand_over(cols, exact_only)
+            tracker.outside = len(light)
+            theirs = np.flatnonzero(cols.plain & member(cols.key, hashes))
+            return Plan.promotions_only(frames, theirs)
+        tracker.outside = 0  # no SYN of this batch can reach the limit
         return light.plan(cols, buf, exact_only)
 
     def _odd_packet_hashes(self, cols: Columns, buf: bytes) -> U64:

@@ -7,6 +7,7 @@ light rows are handed to the exact path, their packets in that batch follow."""
 from __future__ import annotations
 
 import contextlib
+import json
 import io
 import subprocess
 import sys
@@ -89,3 +90,40 @@ def test_near_the_limit_a_handed_over_handshake_still_succeeds(
     lines = handshake_lines(out.getvalue())
     results = [line.split('"result":"')[1].split('"')[0] for line in lines]
     assert results == ["success", "timeout", "timeout"]
+
+
+@pytest.fixture(scope="module")
+def slow_flood(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("slow") / "slow.pcap"
+    subprocess.run(
+        [sys.executable, str(REPO / "bench" / "synflood.py"), "--packets", "30000",
+         "--rate", "5000", "-o", str(path)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return path
+
+
+@pytest.mark.parametrize("timeout", ["1", "60"])
+@pytest.mark.parametrize("batch", [333, 8192])
+def test_at_the_limit_the_light_rows_wait_and_count(
+    slow_flood: Path, timeout: str, batch: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A flood over the pending limit: batches near it take the exact path while
+    the light rows wait outside the tracker, counted toward the limit; timeouts
+    (-t 1) free room at ticks. The same verdicts and counts as the exact path."""
+    monkeypatch.setattr(pipeline, "MAX_PENDING", 3000)
+    monkeypatch.setattr(tcpeek, "READ_BATCH", batch)
+    monkeypatch.setattr(pipeline, "Engine", Watched)
+    Watched.most = 0
+    out, err = run_main(
+        tcpeek.main,
+        ["--local", TARGET, "--json", "-t", timeout, "--paths", "shadow", "-r", str(slow_flood)],
+    )
+    over = json.loads(out.splitlines()[-1])["uncounted"]["over_limit"]
+    judged = len(handshake_lines(out))
+    assert judged + over == 30000 and over > 0
+    if timeout == "60":
+        assert judged == 3000
+    else:
+        assert judged > 3000 * 2  # room freed at the ticks
+    assert Watched.most <= 3000

@@ -219,7 +219,9 @@ class LightHandshakes:
 
     def hashes(self) -> U64:
         """Both directions' 4-tuple hashes (rules.key_np) of every living row."""
-        rows = self.living()
+        return self._hashes(self.living())
+
+    def _hashes(self, rows: Index) -> U64:
         src, dst, ports = (c[rows].astype(np.uint64) for c in (self.src, self.dst, self.ports))
         return np.concatenate((key_np(src, dst, ports), key_np(dst, src, reverse_ports_np(ports))))
 
@@ -235,6 +237,32 @@ class LightHandshakes:
         """Hand over every handshake (or those quiet since before `stale_after`), oldest
         SYN first: the frames to replay into the exact path."""
         rows = self.living() if stale_after is None else self._stale_rows(stale_after)
+        return self.evacuate_rows(rows)
+
+    def hand_over(self, cols: Columns, exact_only: U64) -> tuple[list[Frames], U64]:
+        """Near the session limit the exact path takes the whole batch: hand it the
+        handshakes the batch may touch — a packet of theirs (plain or named in
+        `exact_only`), or a tick that could time them out — oldest SYN first. The
+        others stay, quiet through the batch, and count toward the limit there
+        (Tracker.outside). Returns their replays and both directions' hashes."""
+        if not self.live:
+            return [], np.zeros(0, dtype=np.uint64)
+        canonical = canonical_key_np(cols.key, cols.rkey)
+        touched = self._rows_of(canonical[cols.plain])
+        rows = np.unique(
+            np.concatenate(
+                (
+                    touched[touched >= 0],
+                    self._exact_only_rows(exact_only),
+                    self._stale_rows(int(cols.ts.max()) - self.timeout_ns),
+                )
+            )
+        )
+        hashes = self._hashes(rows)
+        return self.evacuate_rows(rows), hashes
+
+    def evacuate_rows(self, rows: Index) -> list[Frames]:
+        """Hand over these rows, oldest SYN first."""
         out = self._replays(rows[np.argsort(self.syn_ts[rows], kind="stable")])
         self._remove(rows)
         return out

@@ -154,6 +154,10 @@ class Tracker:
         # way in (a hash whose sessions collide may point at either, or at none)
         self.by_hash: dict[int, tuple[Session, int, int]] = {}
         self._next_serial = 0
+        # Sessions pending elsewhere that count toward the session limit: the light
+        # handshakes (track.light) the engine keeps while a batch near the limit
+        # takes the exact path.
+        self.outside = 0
         # The listener's interest in quiet segments, declared by the hook itself.
         self._on_quiet: Callable[[Session, Segment], None] | None = getattr(
             listener, "on_quiet", None
@@ -266,7 +270,7 @@ class Tracker:
                 self.stats.ignored_segments += 1
                 return True
             limit = self.config.session_limit
-            if limit and len(self.sessions) >= limit:
+            if limit and len(self.sessions) + self.outside >= limit:
                 self.stats.dropped_sessions += 1
                 return True
             return False
@@ -363,7 +367,7 @@ class Tracker:
     def _open(self, seg: Segment, after_duplicate: bool = False) -> Session | None:
         cfg = self.config
         stats = self.stats
-        if cfg.session_limit and len(self.sessions) >= cfg.session_limit:
+        if cfg.session_limit and len(self.sessions) + self.outside >= cfg.session_limit:
             stats.dropped_sessions += 1
             return None
         self._next_serial += 1
