@@ -7,8 +7,8 @@ light rows are handed to the exact path, their packets in that batch follow."""
 from __future__ import annotations
 
 import contextlib
-import json
 import io
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -115,7 +115,7 @@ def test_at_the_limit_the_light_rows_wait_and_count(
     monkeypatch.setattr(tcpeek, "READ_BATCH", batch)
     monkeypatch.setattr(pipeline, "Engine", Watched)
     Watched.most = 0
-    out, err = run_main(
+    out, _ = run_main(
         tcpeek.main,
         ["--local", TARGET, "--json", "-t", timeout, "--paths", "shadow", "-r", str(slow_flood)],
     )
