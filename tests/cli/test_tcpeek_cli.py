@@ -228,3 +228,20 @@ def test_default_buffer_is_the_live_captures() -> None:
     from tcpscope.cli import tcpeek_spec
 
     assert tcpeek_spec.BUFFER_MB == LIVE_BUFFER_MB == tcpeek_spec.Options().buffer_mb
+
+
+@pytest.mark.parametrize("paths", ["exact", "shadow"])
+def test_a_timeout_past_the_idle_timeout_is_the_timeout(tmp_path: Path, paths: str) -> None:
+    """-t 1000 times a handshake out 1000 s after its SYN, not at the tracker's
+    900 s idle timeout (which the bulk path, following -t, did not share)."""
+    first, second = Flow(cport=1000), Flow(cport=1001)
+    first.c(0, "S", options=SYN_OPTIONS)
+    second.c(950_000, "S", options=SYN_OPTIONS)  # a tick 950 s on
+    path = tmp_path / "quiet.pcap"
+    write_pcap(path, merge(first, second))
+    out, err = io.StringIO(), io.StringIO()
+    argv = ["-q", "--json", "--local", LOCAL, "-t", "1000", "--paths", paths, "-r", str(path)]
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        assert tcpeek.main(argv) == 0, err.getvalue()
+    ends = [json.loads(line)["end"] for line in handshake_lines(out.getvalue())]
+    assert ends == [BASE_NS / 1e9 + 950, BASE_NS / 1e9 + 950]  # both pending at the end
