@@ -69,18 +69,36 @@ def test_the_shadow_run_agrees(flood: Path) -> None:
 def test_near_the_limit_a_handed_over_handshake_still_succeeds(
     tmp_path: Path, paths: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Batches of two: A's SYN and B's are light; the next batch (C's SYN, A's
-    SYN/ACK) comes near the limit of 3, hands A and B to the exact path, and A's
-    SYN/ACK must reach it there (the prefilter's view predates the hand-over)."""
+    """Batches of 64 (62 stray ACKs each around the handshakes' packets): A's SYN and
+    B's are light; the next batch (C's SYN, A's SYN/ACK) comes near the limit of 3,
+    hands A and B to the exact path, and A's SYN/ACK must reach it there (the
+    prefilter's view predates the hand-over); A's ACK is in the third."""
     flows = [Flow(cport=1000 + i) for i in range(3)]
-    for i, flow in enumerate(flows):
-        flow.c(i, "S", options=SYN_OPTIONS)
-    flows[0].s(3, "SA")
-    flows[0].c(4, "A")
+    strays = [Flow(client="198.18.0.7", cport=2000 + i) for i in range(3 * 62)]
+    ms = 0.0
+
+    def strays_at(batch: int) -> None:
+        nonlocal ms
+        for stray in strays[batch * 62 : (batch + 1) * 62]:
+            stray.c(ms, "A")
+            ms += 0.01
+
+    strays_at(0)
+    flows[0].c(ms, "S", options=SYN_OPTIONS)
+    flows[1].c(ms + 0.01, "S", options=SYN_OPTIONS)
+    ms += 1
+    strays_at(1)
+    flows[2].c(ms, "S", options=SYN_OPTIONS)
+    flows[0].s(ms + 0.01, "SA")
+    ms += 1
+    strays_at(2)
+    flows[0].c(ms, "A")
     path = tmp_path / "limit.pcap"
-    write_pcap(path, merge(*flows))
+    frames = merge(*flows, *strays)
+    assert len(frames) == 3 * 62 + 5
+    write_pcap(path, frames)
     monkeypatch.setattr(pipeline, "MAX_PENDING", 3)
-    monkeypatch.setattr(tcpeek, "READ_BATCH", 2)
+    monkeypatch.setattr(tcpeek, "READ_BATCH", 64)
     out = io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
         code = tcpeek.main(
