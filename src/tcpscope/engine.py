@@ -33,16 +33,18 @@ from tcpscope.decode.records import Segment
 from tcpscope.errors import DecodeError
 from tcpscope.paths import EXACT, Paths
 from tcpscope.rules import U64, Mask, key_hashes
-from tcpscope.track.light import I64, Frames, LightHandshakes, Plan
+from tcpscope.track.light import I64, Frames, LightHandshakes, Plan, TimedOut
 from tcpscope.track.prefilter import follow_needed, handshake_needed, member, opening_syns
 from tcpscope.track.session import Session
 from tcpscope.track.tracker import SECOND, PlainSegment, Tracker
 
 # What the batch prefilter keeps for the exact path (track.prefilter).
-# Batches smaller than this take the exact path whole: the bulk machinery costs
-# ~0.3-0.6 ms a batch whatever its size, the exact path ~10-30 us a packet, and a
-# pipe is read a packet at a time, a quiet live link a few at a time (batches of 1
-# were 20-30 times slower in bulk).
+# Batches smaller than this take the exact path whole while no handshake is
+# followed in bulk (light rows stay where they are: a file's short last batch must
+# not hand a flood's million to the tracker): the bulk machinery costs ~0.3-0.6 ms
+# a batch whatever its size, the exact path ~10-30 us a packet, and a pipe is read a
+# packet at a time, a quiet live link a few at a time (batches of 1 were 20-30
+# times slower in bulk).
 SMALL_BATCH = 64
 
 # Light handshakes still pending at the end are judged this many at a time: a
@@ -119,6 +121,21 @@ class HandshakeJudge(Protocol):
         the capture ends: what the exact path makes of it there, a timeout."""
         ...
 
+    def timed_out(
+        self,
+        client: bytes,
+        cport: int,
+        server: bytes,
+        sport: int,
+        start: int,
+        outbound: bool,
+        seq: int,
+        end: int,
+    ) -> None:
+        """A light handshake a tick timed out (its SYN's `seq`; `end`: when the timeout
+        passed): what the exact path makes of it, a timeout it remembers."""
+        ...
+
 
 # A light handshake still open at the end, by the tracker's closing order (track.
 # tracker's `_opened`): ((first SYN's time, 4-tuple), whether the client is local).
@@ -173,8 +190,8 @@ class Engine:
         """A capture batch: skip in bulk what cannot matter, feed the rest exactly."""
         if not len(batch):
             return
-        if len(batch) < SMALL_BATCH:
-            self._feed_small(batch)
+        if len(batch) < SMALL_BATCH and (self.light is None or not len(self.light)):
+            self.feed(batch.frames())  # the exact way: nothing is followed in bulk now
             return
         cols = columns(self.linktype, batch.buf, batch.meta) if self.prefilter else None
         if cols is None or self.prefilter is None:
@@ -227,11 +244,6 @@ class Engine:
     def tick(self, now: int) -> None:
         """Advance the clock with no packet (live capture's idle wake-ups)."""
         if self._next_tick is None or now >= self._next_tick:
-            if self.light is not None:  # those the tick may time out go the exact way first
-                handed = self.light.evacuate(now - self.light.timeout_ns)
-                self.tracker.outside = len(self.light)  # the rest still count at the limit
-                for frames in handed:
-                    self._work(frames)
             self._tick(now)
             self._next_tick = now + SECOND
 
@@ -251,16 +263,6 @@ class Engine:
         self.tracker.finish(now)
 
     # ---------------------------------------------------------------- internals
-    def _feed_small(self, batch: RawBatch) -> None:
-        """A small batch the exact way; light handshakes are handed over first (as
-        near the session limit: before anything else of the batch)."""
-        if self.light is not None and len(self.light):
-            handed = self.light.evacuate()
-            self.tracker.outside = 0
-            for frames in handed:
-                self._work(frames)
-        self.feed(batch.frames())
-
     def _finish_streamed(self, now: int) -> None:
         """The end with light handshakes pending: each judged as the exact path would
         judge its replay (judge.pending_at_end), merged into the tracker's closing
@@ -296,9 +298,38 @@ class Engine:
                 yield (start, key), out
 
     def _tick(self, now: int) -> None:
-        self.tracker.tick(now)
+        timed = self.light.time_out(now) if self.light is not None and len(self.light) else None
+        if timed is None:
+            self.tracker.tick(now)
+        else:
+            self._time_out(now, timed)
         if self.on_tick is not None:
             self.on_tick(now)
+
+    def _time_out(self, now: int, timed: TimedOut) -> None:
+        """A tick that times out light handshakes: each judged as the exact path judges
+        a session the tick closes, in the tracker's order with its own expired ones."""
+        judge, tracker = self.judge, self.tracker
+        assert judge is not None
+        tracker.stats.total_sessions += timed.start.size  # as their replays would count
+        expired = iter(tracker.expired(now))
+        mine = next(expired, None)
+        ahead = (mine[0].first_ts, mine[0].key) if mine is not None else None
+        outbound = judge.local_ipv4(timed.client).tolist()
+        for start, c, s, p, end, seq, out in zip(
+            timed.start.tolist(), timed.client.tolist(), timed.server.tolist(),
+            timed.ports.tolist(), timed.end.tolist(), timed.seq.tolist(), outbound, strict=True,
+        ):  # fmt: skip
+            key = (c.to_bytes(4, "big"), p >> 16, s.to_bytes(4, "big"), p & 0xFFFF)
+            while ahead is not None and ahead < (start, key):
+                assert mine is not None
+                tracker.close_expired(mine[0], mine[1], now)
+                mine = next(expired, None)
+                ahead = (mine[0].first_ts, mine[0].key) if mine is not None else None
+            judge.timed_out(*key, start, out, seq, end)
+        while mine is not None:
+            tracker.close_expired(mine[0], mine[1], now)
+            mine = next(expired, None)
 
     def _with_ticks(self, frames: Iterable[tuple[int, bytes]]) -> Iterator[Item]:
         """The frames, with a tick item before each one that moves the clock on."""

@@ -58,6 +58,9 @@ def capture(tmp_path_factory: pytest.TempPathFactory) -> Path:
         (500, syn(C4, 5003, S4, 900)),
         (501, f.tcp_frame(S4, 80, C4, 5003, "SA", 7000, 901)),
         (502, f.tcp_frame(C4, 5003, S4, 80, "A", 901, 7001)),
+        # E: unanswered, timed out at 3.1 s (in bulk, at a tick), then its SYN again
+        (100, syn(C4, 5004, S4, 500)),
+        (4100, syn(C4, 5004, S4, 500)),
     ]
     for i in range(300):  # plain successes around them: the bulk path's work
         t, port = 2 + i * 20, 20000 + i
@@ -94,7 +97,9 @@ def test_a_syn_after_the_verdict_is_a_dup_syn_of_its_record(
     # The records as written at the verdict: no DUP SYN yet.
     assert {port: (o["result"], o["dupsyn"]) for port, o in judged.items()} == {
         5000: ("unreach", 0), 5001: ("unreach", 0), 5002: ("timeout", 0), 5003: ("success", 0),
+        5004: ("timeout", 0),
     }  # fmt: skip
+    assert judged[5004]["end"] == pytest.approx(1_700_000_003.1)
     assert judged[5002]["start"] == pytest.approx(1_700_000_005.0)  # the later SYN's own
     assert sum(1 for o in objects(out, "handshake") if o["client_port"] == 5003) == 2
     # Then one object per copy, naming its record (4-tuple and start).
@@ -103,16 +108,17 @@ def test_a_syn_after_the_verdict_is_a_dup_syn_of_its_record(
         (5000, 1_700_000_000.0, 1_700_000_001.0, 1),
         (5001, 1_700_000_000.01, 1_700_000_001.01, 1),
         (5000, 1_700_000_000.0, 1_700_000_003.0, 2),
+        (5004, 1_700_000_000.1, 1_700_000_004.1, 1),
     ]
     (stats,) = objects(out, "stats")
-    assert stats["late_dupsyn"] == 3
+    assert stats["late_dupsyn"] == 4
     assert out.splitlines()[-1].startswith('{"type":"stats"')
     # The summary counts handshakes, as the original: 300 + 1 successes, 2 unreach,
-    # 2 rejects, 1 timeout; no new handshake for a copy.
+    # 2 rejects, 2 timeouts; no new handshake for a copy.
     assert "  Success: 301 session" in err
     assert "     ICMP Unreachable      :      2" in err
     assert "     Connection Rejected   :      2" in err
-    assert "     Connection Timed Out  :      1" in err
+    assert "     Connection Timed Out  :      2" in err
 
 
 def test_the_table_row_is_the_verdicts(capture: Path) -> None:

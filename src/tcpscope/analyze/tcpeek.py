@@ -366,6 +366,32 @@ class TcpeekAnalyzer:
                 )
             )  # fmt: skip
 
+    def timed_out(
+        self,
+        client: bytes,
+        cport: int,
+        server: bytes,
+        sport: int,
+        start: int,
+        outbound: bool,
+        seq: int,
+        end: int,
+    ) -> None:
+        """A handshake followed in bulk that a tick timed out (a SYN, maybe its
+        SYN/ACK, no copies): what on_open and on_close make of its replay then, a
+        timeout, remembered among the failures (a copy of its SYN may follow)."""
+        direction = "TX" if outbound else "RX"
+        names = self._filter_names(direction, server if outbound else client, sport)
+        self.counters.record(names, TIMEOUT, 0, 0)
+        self._failures.add((client, cport, server, sport), seq, end, start, 0)
+        if self.emit is not None:
+            self.emit(
+                Handshake(
+                    client, cport, server, sport, start, end, TIMEOUT, None, None, 0, 0,
+                    direction, names,
+                )
+            )  # fmt: skip
+
     # ------------------------------------------------------------ internals
     def _judge(
         self, sess: Session, result: str, at: int, icmp: tuple[int, int] | None = None

@@ -94,6 +94,27 @@ class Plan(NamedTuple):
         )  # fmt: skip
 
 
+class TimedOut(NamedTuple):
+    """Light handshakes timed out at a tick, in the tracker's closing order."""
+
+    start: I64  # the first SYN
+    client: U64
+    server: U64
+    ports: U64  # client port << 16 | server port
+    end: I64  # when the timeout passed: the last packet + the timeout
+    seq: U64  # the SYN's sequence number
+
+
+def _seq(buf: bytes, cols: Columns, packets: Index) -> U64:
+    """The TCP sequence numbers of these plain packets (IPv4 header of 20 bytes)."""
+    b = np.frombuffer(buf, dtype=np.uint8)
+    at = cols.offset[packets] + cols.l3[packets] + 24
+    seq = np.zeros(packets.size, dtype=np.uint64)
+    for i in range(4):
+        seq = (seq << np.uint64(8)) | b[at + i].astype(np.uint64)
+    return seq
+
+
 def _index() -> Index:
     return np.zeros(0, dtype=np.intp)
 
@@ -190,6 +211,7 @@ class LightHandshakes:
         self.dst = u32.copy()  # server address
         self.ports = u32  # client port << 16 | server port
         self.want = np.zeros(capacity, dtype=np.int8)  # WANT_SYNACK or WANT_ACK
+        self.seq = u32.copy()  # the SYN's sequence number (a timeout remembers it)
         self.last_ts = i64.copy()
         # What a promotion replays: the SYN, and the SYN/ACK once seen (else arena
         # -1), each as its arena (a batch's kept frames in one bytes object,
@@ -204,7 +226,7 @@ class LightHandshakes:
         self.synack_len = i32
 
     _COLUMNS = (
-        "alive", "canon", "src", "dst", "ports", "want", "last_ts",
+        "alive", "canon", "src", "dst", "ports", "want", "seq", "last_ts",
         "syn_ts", "syn_arena", "syn_at", "syn_len",
         "synack_ts", "synack_arena", "synack_at", "synack_len",
     )  # fmt: skip
@@ -264,6 +286,27 @@ class LightHandshakes:
     def evacuate_rows(self, rows: Index) -> list[Frames]:
         """Hand over these rows, oldest SYN first."""
         out = self._replays(rows[np.argsort(self.syn_ts[rows], kind="stable")])
+        self._remove(rows)
+        return out
+
+    def time_out(self, now: int) -> TimedOut | None:
+        """The handshakes a clock tick at `now` times out (quiet more than the timeout,
+        as Tracker.tick has it), removed, in the tracker's closing order; None if
+        there are none. Only rows no packet of the current batch touched can be
+        among them: plan() hands the others over first."""
+        rows = self._stale_rows(now - self.timeout_ns)
+        if not rows.size:
+            return None
+        ports = self.ports[rows].astype(np.uint64)
+        src = self.src[rows].astype(np.uint64)
+        dst = self.dst[rows].astype(np.uint64)
+        syn_ts = self.syn_ts[rows]
+        order = np.lexsort((ports & np.uint64(0xFFFF), dst, ports >> np.uint64(16), src, syn_ts))
+        taken = rows[order]
+        out = TimedOut(
+            syn_ts[order], src[order], dst[order], ports[order],
+            self.last_ts[taken] + self.timeout_ns, self.seq[taken].astype(np.uint64),
+        )  # fmt: skip
         self._remove(rows)
         return out
 
@@ -382,7 +425,10 @@ class LightHandshakes:
         # Light handshakes that leave before anything else: a tick in this batch
         # could time them out, or a packet that is not plain may be theirs.
         leave_first = np.zeros(self.n, dtype=bool)
-        leave_first[self._stale_rows(latest - timeout)] = True
+        # Quiet ones that a tick could time out stay (the engine judges them at that
+        # tick, time_out) unless a packet of theirs is in the batch: below.
+        stale = np.zeros(self.n, dtype=bool)
+        stale[self._stale_rows(latest - timeout)] = True
         leave_first[self._exact_only_rows(exact_only)] = True
 
         # New handshakes: a plain SYN from or to this host, on a 4-tuple free of all
@@ -458,7 +504,7 @@ class LightHandshakes:
         # this batch's ticks could time out (a packet stamped back in time moves its
         # last time back, as on the exact path), leaves first.
         if table:
-            leave_first[row[old & (~one_tuple | slow_groups)]] = True
+            leave_first[row[old & (~one_tuple | slow_groups | stale[row])]] = True
             leaving_old = old & leave_first[row]
         else:
             leaving_old = old
@@ -552,7 +598,7 @@ class LightHandshakes:
         if new.size:
             self._add(
                 keys[starts[new]], c_src[new], c_dst[new], c_ports[new],
-                new_want[new], last_ts[new],
+                new_want[new], _seq(buf, cols, first[new]), last_ts[new],
                 (syn_ts[new], syn_arena[new], syn_at[new], syn_len[new]),
                 (synack_ts[new], synack_arena[new], synack_at[new], synack_len[new]),
             )  # fmt: skip
@@ -581,6 +627,7 @@ class LightHandshakes:
         dst: U64,
         ports: U64,
         want: npt.NDArray[np.int64],
+        seq: U64,
         last_ts: I64,
         syn: tuple[I64, Ints, Ints, Ints],
         synack: tuple[I64, Ints, Ints, Ints],
@@ -592,7 +639,7 @@ class LightHandshakes:
         self.alive[at] = True
         self.canon[at] = canon
         self.src[at], self.dst[at], self.ports[at] = src, dst, ports
-        self.want[at], self.last_ts[at] = want, last_ts
+        self.want[at], self.seq[at], self.last_ts[at] = want, seq, last_ts
         self.syn_ts[at], self.syn_arena[at], self.syn_at[at], self.syn_len[at] = syn
         self.synack_ts[at], self.synack_arena[at], self.synack_at[at], self.synack_len[at] = synack
         self._hold(syn[1])

@@ -322,6 +322,11 @@ class Tracker:
     # -------------------------------------------------------------------- clock
     def tick(self, now: int) -> None:
         """Destroy sessions idle too long (run about once a second of clock time)."""
+        for sess, limit in self.expired(now):
+            self.close_expired(sess, limit, now)
+
+    def expired(self, now: int) -> list[tuple[Session, int]]:
+        """The sessions a tick at `now` closes, with the limit each passed, oldest first."""
         cfg = self.config
         half = st.HALF_OPEN_STATES
         expired = []
@@ -337,10 +342,13 @@ class Tracker:
         # Oldest first, whatever order they entered the table in (track.light hands
         # handshakes over late).
         expired.sort(key=_age)
-        for sess, limit in expired:
-            # The moment the limit passed, not when a sparse capture next spoke: file
-            # output then does not depend on when the next packet happened to come.
-            self._close(sess, CLOSE_TIMEOUT, min(now, sess.last_ts + limit))
+        return expired
+
+    def close_expired(self, sess: Session, limit: int, now: int) -> None:
+        """Close a session `expired` gave, as `tick` does."""
+        # The moment the limit passed, not when a sparse capture next spoke: file
+        # output then does not depend on when the next packet happened to come.
+        self._close(sess, CLOSE_TIMEOUT, min(now, sess.last_ts + limit))
 
     def finish(self, now: int) -> None:
         """End of the capture: hand every open session to the listener, oldest first."""
