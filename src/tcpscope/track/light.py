@@ -5,9 +5,11 @@ SYN/ACK, the client's ACK, with nothing else on the 4-tuple in between. The exac
 path would open a session, step it twice and judge a success with no duplicate,
 at a cost of microseconds a packet. Here such a handshake is a row in a few
 numpy arrays ("light") until its ACK comes; then it is a success, judged where
-the ACK is. Anything else — a SYN again, an RST, a FIN, a packet that is not
-plain, a 4-tuple hash clash, a quiet spell that a timeout could end — hands the
-handshake to the exact path ("promotion"): its SYN and SYN/ACK frames are
+the ACK is. One that stays quiet past the timeout is a timeout, judged at the
+tick that ends it, by the engine (`time_out`). Anything else — a SYN again, an
+RST, a FIN, a packet that is not plain, a 4-tuple hash clash, a packet after a
+quiet spell that a timeout could end — hands the handshake to the exact path
+("promotion"): its SYN and SYN/ACK frames are
 replayed into the tracker just before the packet that did not fit, which then
 goes the exact way with everything after it. The exact path stays the
 reference: tests/track/test_prefilter.py compares whole outputs with this path
