@@ -38,7 +38,6 @@ from tcpscope.track.prefilter import follow_needed, handshake_needed, member, op
 from tcpscope.track.session import Session
 from tcpscope.track.tracker import SECOND, PlainSegment, Tracker
 
-# What the batch prefilter keeps for the exact path (track.prefilter).
 # Batches smaller than this take the exact path whole while no handshake is
 # followed in bulk (light rows stay where they are: a file's short last batch must
 # not hand a flood's million to the tracker): the bulk machinery costs ~0.3-0.6 ms
@@ -51,6 +50,7 @@ SMALL_BATCH = 64
 # SYN flood leaves a million, which must stream out, not pile up.
 FINISH_CHUNK = 4096
 
+# What the batch prefilter keeps for the exact path (track.prefilter).
 PREFILTERS: dict[str, Callable[[Columns, U64], Mask]] = {
     "follow": follow_needed,  # miruo: every packet of tracked sessions
     "handshake": handshake_needed,  # tcpeek: packets that can decide a handshake

@@ -241,11 +241,8 @@ class LightHandshakes:
         rows: Index = np.flatnonzero(self.alive[: self.n])
         return rows
 
-    def hashes(self) -> U64:
-        """Both directions' 4-tuple hashes (rules.key_np) of every living row."""
-        return self._hashes(self.living())
-
     def _hashes(self, rows: Index) -> U64:
+        """Both directions' 4-tuple hashes (rules.key_np) of these rows."""
         src, dst, ports = (c[rows].astype(np.uint64) for c in (self.src, self.dst, self.ports))
         return np.concatenate((key_np(src, dst, ports), key_np(dst, src, reverse_ports_np(ports))))
 
@@ -257,11 +254,10 @@ class LightHandshakes:
         return src, dst, ports
 
     # ----------------------------------------------------------- leaving
-    def evacuate(self, stale_after: int | None = None) -> list[Frames]:
-        """Hand over every handshake (or those quiet since before `stale_after`), oldest
-        SYN first: the frames to replay into the exact path."""
-        rows = self.living() if stale_after is None else self._stale_rows(stale_after)
-        return self.evacuate_rows(rows)
+    def evacuate(self) -> list[Frames]:
+        """Hand over every handshake, oldest SYN first: the frames to replay into the
+        exact path."""
+        return self.evacuate_rows(self.living())
 
     def hand_over(self, cols: Columns, exact_only: U64) -> tuple[list[Frames], U64]:
         """Near the session limit the exact path takes the whole batch: hand it the
