@@ -5,7 +5,7 @@
 
 Writes seeded mutated captures (tests/support/fuzz.py) to a temporary
 directory, runs each through miruo and tcpeek in their modes with
-`--paths shadow` at batch sizes 1, 7 and 8192 (and every Nth file through
+`--paths shadow` at 8192 and `--paths bulk` at batch sizes 1 and 97 (and every Nth file through
 `cat F | TOOL -r -`), and checks: no exception or traceback, no hang, exit 0
 or a one-line error (2 for a damaged file), the same output everywhere.
 Prints the figures; exit 1 if anything was wrong, with the first problems.
@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="the first file's seed")
     parser.add_argument("--pipe-every", type=int, default=5, help="every Nth file also piped")
     parser.add_argument(
-        "--batches", default="1,7,8192", help="read batch sizes, comma-separated (1,7,8192)"
+        "--batches", default="1,97,8192", help="read batch sizes, comma-separated (1,97,8192)"
     )
     args = parser.parse_args(argv)
     lab = read_frames(LAB)

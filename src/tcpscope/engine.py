@@ -33,9 +33,22 @@ from tcpscope.decode.records import Segment
 from tcpscope.errors import DecodeError
 from tcpscope.paths import EXACT, Paths
 from tcpscope.rules import U64, Mask, key_hashes
-from tcpscope.track.light import Frames, LightHandshakes, Plan
-from tcpscope.track.prefilter import follow_needed, handshake_needed, opening_syns
+from tcpscope.track.light import I64, Frames, LightHandshakes, Plan, TimedOut
+from tcpscope.track.prefilter import follow_needed, handshake_needed, member, opening_syns
+from tcpscope.track.session import Session
 from tcpscope.track.tracker import SECOND, PlainSegment, Tracker
+
+# Batches smaller than this take the exact path whole while no handshake is
+# followed in bulk (light rows stay where they are: a file's short last batch must
+# not hand a flood's million to the tracker): the bulk machinery costs ~0.3-0.6 ms
+# a batch whatever its size, the exact path ~10-30 us a packet, and a pipe is read a
+# packet at a time, a quiet live link a few at a time (batches of 1 were 20-30
+# times slower in bulk).
+SMALL_BATCH = 64
+
+# Light handshakes still pending at the end are judged this many at a time: a
+# SYN flood leaves a million, which must stream out, not pile up.
+FINISH_CHUNK = 4096
 
 # What the batch prefilter keeps for the exact path (track.prefilter).
 PREFILTERS: dict[str, Callable[[Columns, U64], Mask]] = {
@@ -94,6 +107,40 @@ class HandshakeJudge(Protocol):
         end: int,
     ) -> None: ...
 
+    def pending_at_end(
+        self,
+        client: bytes,
+        cport: int,
+        server: bytes,
+        sport: int,
+        start: int,
+        outbound: bool,
+        end: int,
+    ) -> None:
+        """A light handshake (a SYN, maybe its SYN/ACK, no copies) still pending when
+        the capture ends: what the exact path makes of it there, a timeout."""
+        ...
+
+    def timed_out(
+        self,
+        client: bytes,
+        cport: int,
+        server: bytes,
+        sport: int,
+        start: int,
+        outbound: bool,
+        seq: int,
+        end: int,
+    ) -> None:
+        """A light handshake a tick timed out (its SYN's `seq`; `end`: when the timeout
+        passed): what the exact path makes of it, a timeout it remembers."""
+        ...
+
+
+# A light handshake still open at the end, by the tracker's closing order (track.
+# tracker's `_opened`): ((first SYN's time, 4-tuple), whether the client is local).
+_Closing = tuple[tuple[int, tuple[bytes, int, bytes, int]], bool]
+
 
 class Engine:
     def __init__(
@@ -142,6 +189,9 @@ class Engine:
     def feed_batch(self, batch: RawBatch) -> None:
         """A capture batch: skip in bulk what cannot matter, feed the rest exactly."""
         if not len(batch):
+            return
+        if len(batch) < SMALL_BATCH and (self.light is None or not len(self.light)):
+            self.feed(batch.frames())  # the exact way: nothing is followed in bulk now
             return
         cols = columns(self.linktype, batch.buf, batch.meta) if self.prefilter else None
         if cols is None or self.prefilter is None:
@@ -194,9 +244,6 @@ class Engine:
     def tick(self, now: int) -> None:
         """Advance the clock with no packet (live capture's idle wake-ups)."""
         if self._next_tick is None or now >= self._next_tick:
-            if self.light is not None:  # those the tick may time out go the exact way first
-                for frames in self.light.evacuate(now - self.light.timeout_ns):
-                    self._work(frames)
             self._tick(now)
             self._next_tick = now + SECOND
 
@@ -205,9 +252,9 @@ class Engine:
         handshake still pending is a timeout)."""
         if self.light is not None and len(self.light):
             assert self.judge is not None
-            if self.judge.records_wanted:  # in order with the tracker's: the exact way
-                for frames in self.light.evacuate():
-                    self._work(frames)
+            if self.judge.records_wanted:  # in order with the tracker's, streamed
+                self._finish_streamed(now)
+                return
             else:
                 client, server, ports = self.light.pending()
                 outbound = self.judge.local_ipv4(client)
@@ -216,10 +263,73 @@ class Engine:
         self.tracker.finish(now)
 
     # ---------------------------------------------------------------- internals
+    def _finish_streamed(self, now: int) -> None:
+        """The end with light handshakes pending: each judged as the exact path would
+        judge its replay (judge.pending_at_end), merged into the tracker's closing
+        order, `FINISH_CHUNK` at a time (a replay of a million rows took GBs)."""
+        assert self.light is not None and self.judge is not None
+        judge, tracker = self.judge, self.tracker
+        tracker.stats.total_sessions += len(self.light)  # as their replays would count
+        light = self._light_closing(self.light.drain_in_order(FINISH_CHUNK))
+        # The tracker's own (few) go in between, in order: a merge by hand, cheaper
+        # per light row than heapq.merge's.
+        opened = iter(tracker.closing_order())
+        mine = next(opened, None)
+        ahead = (mine.first_ts, mine.key) if mine is not None else None
+        for order, outbound in light:
+            while ahead is not None and ahead < order:
+                tracker.close_at_end(cast(Session, mine), now)
+                mine = next(opened, None)
+                ahead = (mine.first_ts, mine.key) if mine is not None else None
+            start, (client, cport, server, sport) = order
+            judge.pending_at_end(client, cport, server, sport, start, outbound, now)
+        tracker.finish(now)  # the rest of the tracker's, in the same order
+
+    def _light_closing(self, chunks: Iterator[tuple[I64, U64, U64, U64]]) -> Iterator[_Closing]:
+        assert self.judge is not None
+        is_local = self.judge.local_ipv4
+        for syn_ts, client, server, ports in chunks:
+            outbound = is_local(client).tolist()
+            for start, c, s, p, out in zip(
+                syn_ts.tolist(), client.tolist(), server.tolist(), ports.tolist(), outbound,
+                strict=True,
+            ):  # fmt: skip
+                key = (c.to_bytes(4, "big"), p >> 16, s.to_bytes(4, "big"), p & 0xFFFF)
+                yield (start, key), out
+
     def _tick(self, now: int) -> None:
-        self.tracker.tick(now)
+        timed = self.light.time_out(now) if self.light is not None and len(self.light) else None
+        if timed is None:
+            self.tracker.tick(now)
+        else:
+            self._time_out(now, timed)
         if self.on_tick is not None:
             self.on_tick(now)
+
+    def _time_out(self, now: int, timed: TimedOut) -> None:
+        """A tick that times out light handshakes: each judged as the exact path judges
+        a session the tick closes, in the tracker's order with its own expired ones."""
+        judge, tracker = self.judge, self.tracker
+        assert judge is not None
+        tracker.stats.total_sessions += timed.start.size  # as their replays would count
+        expired = iter(tracker.expired(now))
+        mine = next(expired, None)
+        ahead = (mine[0].first_ts, mine[0].key) if mine is not None else None
+        outbound = judge.local_ipv4(timed.client).tolist()
+        for start, c, s, p, end, seq, out in zip(
+            timed.start.tolist(), timed.client.tolist(), timed.server.tolist(),
+            timed.ports.tolist(), timed.end.tolist(), timed.seq.tolist(), outbound, strict=True,
+        ):  # fmt: skip
+            key = (c.to_bytes(4, "big"), p >> 16, s.to_bytes(4, "big"), p & 0xFFFF)
+            while ahead is not None and ahead < (start, key):
+                assert mine is not None
+                tracker.close_expired(mine[0], mine[1], now)
+                mine = next(expired, None)
+                ahead = (mine[0].first_ts, mine[0].key) if mine is not None else None
+            judge.timed_out(*key, start, out, seq, end)
+        while mine is not None:
+            tracker.close_expired(mine[0], mine[1], now)
+            mine = next(expired, None)
 
     def _with_ticks(self, frames: Iterable[tuple[int, bytes]]) -> Iterator[Item]:
         """The frames, with a tick item before each one that moves the clock on."""
@@ -298,10 +408,18 @@ class Engine:
         assert judge is not None and light is not None
         tracker = self.tracker
         limit = tracker.config.session_limit
-        if limit and len(tracker.sessions) + len(light) + int(opening_syns(cols).sum()) >= limit:
-            # Near the limit the exact path decides which handshakes are dropped.
-            return Plan.promotions_only(light.evacuate())
         exact_only = np.concatenate((np.fromiter(judge.exact_only(), dtype=np.uint64), tracked))
+        if limit and len(tracker.sessions) + len(light) + int(opening_syns(cols).sum()) >= limit:
+            # Near the limit the exact path takes the batch and decides which
+            # handshakes are dropped; the light ones it may touch are handed over, the
+            # rest count toward the limit as they wait (a flood keeps a million). The
+            # batch's packets of those handed over go the exact way too (the
+            # prefilter's `tracked` was taken before they were in the tracker).
+            frames, hashes = light.hand_over(cols, exact_only)
+            tracker.outside = len(light)
+            theirs = np.flatnonzero(cols.plain & member(cols.key, hashes))
+            return Plan.promotions_only(frames, theirs)
+        tracker.outside = 0  # no SYN of this batch can reach the limit
         return light.plan(cols, buf, exact_only)
 
     def _odd_packet_hashes(self, cols: Columns, buf: bytes) -> U64:

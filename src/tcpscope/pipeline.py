@@ -226,6 +226,9 @@ def tcpeek_parts(
             syn_retransmit=True,
             hold_data=False,
             half_open_timeout_ns=options.timeout * SECOND,
+            # -t is the timeout of every pending handshake, also past the default
+            # idle timeout (a pending one is half-open; track.light relies on it).
+            idle_timeout_ns=max(TrackConfig.idle_timeout_ns, options.timeout * SECOND),
         ),
         analyzer,
     )

@@ -144,6 +144,22 @@ class Handshake:
     filters: tuple[str, ...]
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class DupSyn:
+    """A SYN sent again after its handshake's failure verdict (tcpeek --json): one
+    more DUP SYN of the handshake record with this 4-tuple and start."""
+
+    TYPE: ClassVar[str] = "dupsyn"
+
+    client: str
+    client_port: int
+    server: str
+    server_port: int
+    start: float  # the record's start (its first SYN)
+    time: float  # this SYN
+    dupsyn: int  # the record's DUP SYN count with this one
+
+
 def _layout(cls: type) -> tuple[tuple[str, str, bool], ...]:
     """(attribute, JSON key, omit when None) per field of a record class."""
     return tuple(
@@ -155,7 +171,7 @@ def _layout(cls: type) -> tuple[tuple[str, str, bool], ...]:
 # Worked out once, at import: the output path then only reads it.
 _LAYOUTS = {
     cls: _layout(cls)
-    for cls in (Rst, ShownSegment, Retransmissions, Analysis, Session, Icmp, Handshake)
+    for cls in (Rst, ShownSegment, Retransmissions, Analysis, Session, Icmp, Handshake, DupSyn)
 }
 
 
@@ -177,6 +193,6 @@ def _fields(record: Any) -> dict[str, Any]:
     return obj
 
 
-def json_object(record: Session | Handshake) -> dict[str, Any]:
+def json_object(record: Session | Handshake | DupSyn) -> dict[str, Any]:
     """The record as its --json object: `type`, `schema`, then its fields."""
     return {"type": record.TYPE, "schema": SCHEMA, **_fields(record)}

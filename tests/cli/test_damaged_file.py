@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import frames as f
+from tests.support.cli import handshake_lines
 from tests.support.pcapwrite import pcap_bytes
 
 SECOND = 1_000_000_000
@@ -59,7 +60,7 @@ def run(argv: list[str], path: Path, how: str) -> subprocess.CompletedProcess[st
 def test_tcpeek_reports_every_handshake_then_says_the_file_was_cut(cut: Path, how: str) -> None:
     done = run([*TCPEEK, "-r"], cut, how)
     assert done.returncode == 2, done.stderr
-    verdicts = [json.loads(line)["result"] for line in done.stdout.splitlines()]
+    verdicts = [json.loads(line)["result"] for line in handshake_lines(done.stdout)]
     assert len(verdicts) == SESSIONS
     assert verdicts.count("success") == SESSIONS - 1 and verdicts[-1] == "timeout"
     name = str(cut) if how == "path" else "-"

@@ -138,11 +138,11 @@ def test_miruo_json_stream_never_carries_the_bar(capture: Path) -> None:
 
 def test_a_pipe_counts_packets(tmp_path: Path) -> None:
     """From a pipe the size is unknown: the bar counts packets (a real process; a pipe
-    is read packet by packet, so a few thousand take long enough to show it)."""
+    is read packet by packet, so 200,000 take long enough to show it)."""
     capture = tmp_path / "p.pcap"
     subprocess.run(
         [sys.executable, str(ROOT / "bench" / "gen.py"), "--sessions-open", "50",
-         "--packets", "4000", "-o", str(capture)],
+         "--packets", "200000", "-o", str(capture)],
         check=True, capture_output=True, timeout=120,
     )  # fmt: skip
     master, slave = pty.openpty()

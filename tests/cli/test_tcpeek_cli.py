@@ -14,6 +14,7 @@ import pytest
 from tcpscope import pipeline
 from tcpscope.cli import tcpeek
 from tests.support import frames as f
+from tests.support.cli import handshake_lines
 from tests.support.flows import BASE_NS, MS, SYN_OPTIONS, Flow, merge
 from tests.support.pcapwrite import write_pcap
 
@@ -132,7 +133,7 @@ def test_table_and_summary(tmp_path: Path) -> None:
 def test_json_objects(tmp_path: Path) -> None:
     code, out, _ = run(tmp_path, "-q", "--json", "--local", LOCAL, "--local", "fd00::1", "--icmp")
     assert code == 0
-    objs = {o["client_port"]: o for o in map(json.loads, out.splitlines())}
+    objs = {o["client_port"]: o for o in map(json.loads, handshake_lines(out))}
     assert {p: o["result"] for p, o in objs.items()} == {
         1001: "success",
         1002: "reject",
@@ -155,7 +156,7 @@ def test_json_objects(tmp_path: Path) -> None:
 def test_without_icmp_the_unreachable_one_times_out(tmp_path: Path) -> None:
     code, out, _ = run(tmp_path, "-q", "--json", "--local", LOCAL)
     assert code == 0
-    results = {o["client_port"]: o["result"] for o in map(json.loads, out.splitlines())}
+    results = {o["client_port"]: o["result"] for o in map(json.loads, handshake_lines(out))}
     assert results[1004] == "timeout"
     assert 1006 not in results  # fd00::1 is not local here: not counted
 
@@ -163,7 +164,7 @@ def test_without_icmp_the_unreachable_one_times_out(tmp_path: Path) -> None:
 def test_exclusion_filter(tmp_path: Path) -> None:
     code, out, err = run(tmp_path, "-q", "--json", "--local", LOCAL, ":TX@*:80")
     assert code == 0
-    objs = {o["client_port"]: o for o in map(json.loads, out.splitlines())}
+    objs = {o["client_port"]: o for o in map(json.loads, handshake_lines(out))}
     assert objs[1001]["filters"] == [] and objs[1002]["filters"] == ["TX"]
     assert "   Success: 0 session" in err.split(" TX\n")[1].split("-" * 36)[0]
 
@@ -199,7 +200,7 @@ def test_pending_handshakes_are_bounded_and_the_overflow_is_said(
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         assert tcpeek.main(["-q", "--json", "--local", LOCAL, "-r", str(path)]) == 0
-    assert len(out.getvalue().splitlines()) == 3  # three followed, judged as timeouts
+    assert len(handshake_lines(out.getvalue())) == 3  # three followed, judged as timeouts
     assert "tcpeek: WARNING: 2 handshakes not followed: more than 3 were pending at once" in (
         err.getvalue()
     )
@@ -217,7 +218,7 @@ def test_bad_checksums_are_dropped_and_counted(tmp_path: Path) -> None:
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         assert tcpeek.main(["-q", "--json", "-c", "1", "--local", LOCAL, "-r", str(path)]) == 0
-    ports = [json.loads(line)["client_port"] for line in out.getvalue().splitlines()]
+    ports = [json.loads(line)["client_port"] for line in handshake_lines(out.getvalue())]
     assert ports == [4000]  # the session whose SYN was dropped is never opened
     assert "tcpeek: NOTICE: 1 packets dropped for bad checksums (-c)" in err.getvalue()
 
@@ -227,3 +228,20 @@ def test_default_buffer_is_the_live_captures() -> None:
     from tcpscope.cli import tcpeek_spec
 
     assert tcpeek_spec.BUFFER_MB == LIVE_BUFFER_MB == tcpeek_spec.Options().buffer_mb
+
+
+@pytest.mark.parametrize("paths", ["exact", "shadow"])
+def test_a_timeout_past_the_idle_timeout_is_the_timeout(tmp_path: Path, paths: str) -> None:
+    """-t 1000 times a handshake out 1000 s after its SYN, not at the tracker's
+    900 s idle timeout (which the bulk path, following -t, did not share)."""
+    first, second = Flow(cport=1000), Flow(cport=1001)
+    first.c(0, "S", options=SYN_OPTIONS)
+    second.c(950_000, "S", options=SYN_OPTIONS)  # a tick 950 s on
+    path = tmp_path / "quiet.pcap"
+    write_pcap(path, merge(first, second))
+    out, err = io.StringIO(), io.StringIO()
+    argv = ["-q", "--json", "--local", LOCAL, "-t", "1000", "--paths", paths, "-r", str(path)]
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        assert tcpeek.main(argv) == 0, err.getvalue()
+    ends = [json.loads(line)["end"] for line in handshake_lines(out.getvalue())]
+    assert ends == [BASE_NS / 1e9 + 950, BASE_NS / 1e9 + 950]  # both pending at the end

@@ -13,7 +13,7 @@ from tcpscope import pipeline
 from tcpscope.capture import open_file
 from tcpscope.cli import miruo, tcpeek
 from tests.support import frames as f
-from tests.support.cli import run_main
+from tests.support.cli import handshake_lines, run_main
 from tests.support.pcapwrite import write_pcap
 
 SECOND = 1_000_000_000
@@ -58,7 +58,7 @@ def test_the_capture_filter_keeps_extension_chains(capture: Path) -> None:
 
 def test_tcpeek_judges_them(capture: Path) -> None:
     out, _ = run_main(tcpeek.main, ["-q", "--json", "--icmp", "--local", C, "-r", str(capture)])
-    verdicts = {o["client_port"]: o["result"] for o in map(json.loads, out.splitlines())}
+    verdicts = {o["client_port"]: o["result"] for o in map(json.loads, handshake_lines(out))}
     assert verdicts == {
         40000: "success", 40001: "timeout", 40002: "timeout", 40003: "unreach", 40004: "unreach",
     }  # fmt: skip

@@ -4,6 +4,7 @@ section of its own when there are any) and as the GET answer's `uncounted`."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -57,3 +58,23 @@ def test_no_section_when_everything_was_counted(tmp_path: Path) -> None:
     write_pcap(path, [(BASE, syn("198.18.0.1", 1000))])
     _, err = run_main(tcpeek.main, ["-q", "--local", "198.18.0.1", "-r", str(path)])
     assert section(err) == [] and "TCPEEK SUMMARY" in err
+
+
+@pytest.mark.parametrize("paths", ["bulk", "exact", "shadow"])
+def test_the_json_stats_object_shows_both(
+    capture: Path, paths: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pipeline, "MAX_PENDING", 2)
+    out, _ = run_main(
+        tcpeek.main, ["-q", "--json", "--local", "198.18.0.1", "--paths", paths, "-r", str(capture)]
+    )
+    *verdicts, last = (json.loads(line) for line in out.splitlines())
+    assert [v["type"] for v in verdicts] == ["handshake", "handshake"]  # the two followed
+    assert last["type"] == "stats" and last["schema"] == 1
+    assert last["uncounted"] == {"not_local": 3, "over_limit": 3}
+    assert last["pcap"] == {"recv": 8, "drop": 0, "ifdrop": 0}
+    assert [next(iter(f)) for f in last["filters"]] == ["RX", "TX"]
+    assert last["filters"][1]["TX"]["failure"] == {
+        "total": 2, "timeout": 2, "reject": 0, "unreach": 0,
+    }  # fmt: skip
+    assert last["from"] == BASE / SECOND and last["to"] == (BASE + 7000) / SECOND

@@ -143,6 +143,9 @@ class TcpeekProcess:
                     except ValueError:
                         self._other_stdout.append(line)
                     else:
+                        if obj.get("type") != "handshake":  # the stats object at the end
+                            self._other_stdout.append(line)
+                            continue
                         obj["_arrived"] = arrived
                         if self._on_verdict is not None:
                             self._on_verdict(obj)

@@ -50,6 +50,7 @@ from tests.live.tcpeek_helpers import (
     stats_document,
     tally,
 )
+from tests.support.cli import handshake_lines
 from tests.support.netns import Lab
 from tests.support.pcapwrite import write_pcap
 
@@ -471,7 +472,7 @@ def test_client_side_mix_counts_json_table_stats_and_file(lab: Lab, tmp_path: Pa
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert from_file.returncode == 0, from_file.stderr
-    file_verdicts = [json.loads(line) for line in from_file.stdout.splitlines()]
+    file_verdicts = [json.loads(line) for line in handshake_lines(from_file.stdout)]
     live = [{k: v for k, v in x.items() if k != "_arrived"} for x in verdicts]
     assert verdict_set(file_verdicts) == verdict_set(live)
     for fv in file_verdicts:
@@ -583,7 +584,9 @@ def test_icmp_ignored_by_the_client_is_one_handshake(lab: Lab, tmp_path: Path) -
     (Linux does the same by itself when the error arrives while connect() holds the
     socket lock): the client resends the same SYN, gets the second ICMP and gives up.
     One connect(), one SYN sequence number: one verdict, given at the first ICMP (so
-    before the SYN was resent: no duplicate in it); the late copy counts nowhere."""
+    before the SYN was resent: no duplicate in it); the late copy is a DUP SYN of that
+    record — a `dupsyn` object in --json, `late_dupsyn` in the stats object — and
+    no new handshake."""
     lab.nft(lab.server_ns, REJECT_AT_ONCE)
     lab.nft(lab.client_ns, LOSE_FIRST_ICMP)
     recorder = Recorder(lab, lab.client_ns, lab.client_if).begin()
@@ -614,6 +617,13 @@ def test_icmp_ignored_by_the_client_is_one_handshake(lab: Lab, tmp_path: Path) -
     check_rows(tcpeek.stderr, verdicts)
     tx = parse_summary(tcpeek.stderr).filters["TX"]
     assert (tx["unreach"], tx["failure"], tx["success"]) == (2, 2, 0)
+    others = [json.loads(line) for line in tcpeek.other_stdout]
+    late = {(o["client"], o["client_port"]): o for o in others if o["type"] == "dupsyn"}
+    assert sorted(late) == sorted(keys)
+    for key, copy in late.items():
+        assert copy["dupsyn"] == 1 and copy["start"] == by_key[key]["start"]
+        assert copy["time"] - copy["start"] >= 0.9  # the retransmission, a second on
+    assert others[-1]["type"] == "stats" and others[-1]["late_dupsyn"] == 2
 
 
 # --- -u nobody: the capture and the socket stay, the privileges go -------------------

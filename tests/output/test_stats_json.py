@@ -87,3 +87,19 @@ def test_provider_answers_from_published_snapshots() -> None:
     assert second[0]["RX"]["failure"] == {"total": 0, "timeout": 0, "reject": 0}
     assert len(second) == 2  # RX, TX; no pcap
     assert json.loads(answer("BOGUS")) == {"error": "unknown request 'BOGUS'"}
+
+
+def test_get_is_rendered_once_per_published_snapshot() -> None:
+    from tcpscope.analyze.tcpeek_counters import Counters
+    from tcpscope.output.stats_json import make_provider
+
+    counters = Counters(["RX", "TX"])
+    counters.publish()
+    answer = make_provider(counters)
+    first = answer("GET")
+    assert answer("GET") is first  # the same snapshot: the same bytes, not made again
+    counters.record(["RX"], "reject", 0, 0)
+    assert answer("GET") is first  # not published yet: still the published numbers
+    counters.publish()
+    again = answer("GET")
+    assert again is not first and b'"reject":1' in again

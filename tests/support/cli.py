@@ -26,3 +26,9 @@ def stable(text: str) -> list[str]:
         for line in text.splitlines()
         if not line.startswith(("CPU", "VSZ", "RSS"))
     ]
+
+
+def handshake_lines(text: str) -> list[str]:
+    """tcpeek --json's handshake objects, without the stats object it ends with
+    (and any `dupsyn` objects): docs/json.md."""
+    return [line for line in text.splitlines() if line.startswith('{"type":"handshake"')]

@@ -287,7 +287,7 @@ MODES = [
 ]
 
 
-@pytest.mark.parametrize("batch", [3, 64, 4096])
+@pytest.mark.parametrize("batch", [64, 97, 4096])
 @pytest.mark.parametrize("mode", MODES, ids=" ".join)
 def test_plain_items_change_nothing(
     mixes: dict[str, Path], mode: list[str], batch: int, monkeypatch: pytest.MonkeyPatch

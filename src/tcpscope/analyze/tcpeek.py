@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import NamedTuple
 
@@ -111,22 +112,55 @@ class _Pending:
         self.done = False
 
 
+class Failure:
+    """A failed handshake remembered after its verdict: its SYN's seq, when it was
+    judged, its start and its DUP SYN count (the record's, then copies since)."""
+
+    __slots__ = ("at", "dupsyn", "seq", "start")
+
+    def __init__(self, seq: int, at: int, start: int, dupsyn: int) -> None:
+        self.seq = seq
+        self.at = at
+        self.start = start
+        self.dupsyn = dupsyn
+
+
+class LateDupSyn(NamedTuple):
+    """A SYN sent again after its handshake's failure verdict (an ICMP error or an
+    RST the client did not get): one more DUP SYN of that handshake's record,
+    which was written at the verdict. `start` and the 4-tuple name the record;
+    `dupsyn` is its count now."""
+
+    client: bytes
+    client_port: int
+    server: bytes
+    server_port: int
+    start: int
+    time: int  # the copy's stamp, ns
+    dupsyn: int
+
+
 class RecentFailures:
-    """Failed handshakes judged lately: 4-tuple -> (SYN seq, when), oldest first,
+    """Failed handshakes judged lately: 4-tuple -> Failure, oldest verdict first,
     forgotten `remember_ns` after their verdict; with the 64-bit hashes of both
     directions of the IPv4 ones (rules.key_hashes), which the bulk path must
     leave alone."""
 
     def __init__(self, remember_ns: int) -> None:
         self.remember_ns = remember_ns
-        self._judged: dict[tuple[bytes, int, bytes, int], tuple[int, int]] = {}
+        # An OrderedDict: a plain dict emptied from its front makes next(iter())
+        # walk the deleted slots (quadratic under a SYN flood's timeouts).
+        self._judged: OrderedDict[tuple[bytes, int, bytes, int], Failure] = OrderedDict()
         self._hashes: dict[int, int] = {}  # hash -> how many 4-tuples have it
         self._latest = 0  # the latest verdict time seen
 
     def __bool__(self) -> bool:
         return bool(self._judged)
 
-    def add(self, key: tuple[bytes, int, bytes, int], seq: int, at: int) -> None:
+    def add(
+        self, key: tuple[bytes, int, bytes, int], seq: int, at: int, start: int = 0,
+        dupsyn: int = 0,
+    ) -> None:  # fmt: skip
         judged = self._judged
         # Forgotten here, at verdicts (the same on every path), not when a SYN is
         # looked up: which SYNs are looked up depends on the path (track.light),
@@ -136,7 +170,7 @@ class RecentFailures:
         horizon = self._latest - self.remember_ns
         while judged:  # oldest first
             oldest = next(iter(judged))
-            if judged[oldest][1] >= horizon:
+            if judged[oldest].at >= horizon:
                 break
             del judged[oldest]
             self._unhash(oldest)
@@ -145,7 +179,7 @@ class RecentFailures:
         elif len(key[0]) == 4:
             for h in key_hashes(*key):
                 self._hashes[h] = self._hashes.get(h, 0) + 1
-        judged[key] = (seq, at)
+        judged[key] = Failure(seq, at, start, dupsyn)
 
     def _unhash(self, key: tuple[bytes, int, bytes, int]) -> None:
         if len(key[0]) == 4:
@@ -154,11 +188,16 @@ class RecentFailures:
                 if left:
                     self._hashes[h] = left
 
-    def is_late_copy(self, key: tuple[bytes, int, bytes, int], seq: int, now: int) -> bool:
-        """Is a SYN with this `seq`, stamped `now`, a late copy of one whose handshake
-        was judged at most `remember_ns` before?"""
+    def late_copy(self, key: tuple[bytes, int, bytes, int], seq: int, now: int) -> Failure | None:
+        """The failure a SYN with this `seq`, stamped `now`, is a late copy of (one
+        judged at most `remember_ns` before), if any."""
         earlier = self._judged.get(key)
-        return earlier is not None and earlier[0] == seq and earlier[1] >= now - self.remember_ns
+        if earlier is not None and earlier.seq == seq and earlier.at >= now - self.remember_ns:
+            return earlier
+        return None
+
+    def is_late_copy(self, key: tuple[bytes, int, bytes, int], seq: int, now: int) -> bool:
+        return self.late_copy(key, seq, now) is not None
 
     def hashes(self) -> Iterable[int]:
         return self._hashes.keys()
@@ -186,6 +225,10 @@ class TcpeekAnalyzer:
         # ICMP error we saw) is part of the judged attempt, not a new handshake.
         self._failures = RecentFailures(remember_ns)
         self.not_local = 0  # handshakes between two foreign hosts: not counted
+        # SYNs sent again after their handshake's failure verdict (DUP SYNs of a
+        # record already written), and who hears of each (tcpeek --json).
+        self.late_dupsyns = 0
+        self.emit_late: Callable[[LateDupSyn], None] | None = None
         self._warned_not_local = False
         # Most handshakes involve few addresses and ports: remember the answers.
         self._is_local: dict[bytes, bool] = {}
@@ -193,9 +236,11 @@ class TcpeekAnalyzer:
 
     # ---------------------------------------------------------------- hooks
     def on_open(self, sess: Session, seg: Segment) -> None:
-        if self._failures and self._failures.is_late_copy(sess.key, seg.seq, seg.ts):
-            self._release(sess)
-            return
+        if self._failures:
+            failure = self._failures.late_copy(sess.key, seg.seq, seg.ts)
+            if failure is not None:
+                self._late_dupsyn(sess, failure, seg.ts)
+                return
         direction = self._direction(seg.src, seg.dst)
         if direction is None:
             self._release(sess)
@@ -297,6 +342,56 @@ class TcpeekAnalyzer:
                 )
             )  # fmt: skip
 
+    def pending_at_end(
+        self,
+        client: bytes,
+        cport: int,
+        server: bytes,
+        sport: int,
+        start: int,
+        outbound: bool,
+        end: int,
+    ) -> None:
+        """A handshake followed in bulk still pending at the end (a SYN, maybe its
+        SYN/ACK, no copies): what on_open and on_close make of its replay there, a
+        timeout. Not remembered among the failures: no packet comes after the end."""
+        direction = "TX" if outbound else "RX"
+        names = self._filter_names(direction, server if outbound else client, sport)
+        self.counters.record(names, TIMEOUT, 0, 0)
+        if self.emit is not None:
+            self.emit(
+                Handshake(
+                    client, cport, server, sport, start, end, TIMEOUT, None, None, 0, 0,
+                    direction, names,
+                )
+            )  # fmt: skip
+
+    def timed_out(
+        self,
+        client: bytes,
+        cport: int,
+        server: bytes,
+        sport: int,
+        start: int,
+        outbound: bool,
+        seq: int,
+        end: int,
+    ) -> None:
+        """A handshake followed in bulk that a tick timed out (a SYN, maybe its
+        SYN/ACK, no copies): what on_open and on_close make of its replay then, a
+        timeout, remembered among the failures (a copy of its SYN may follow)."""
+        direction = "TX" if outbound else "RX"
+        names = self._filter_names(direction, server if outbound else client, sport)
+        self.counters.record(names, TIMEOUT, 0, 0)
+        self._failures.add((client, cport, server, sport), seq, end, start, 0)
+        if self.emit is not None:
+            self.emit(
+                Handshake(
+                    client, cport, server, sport, start, end, TIMEOUT, None, None, 0, 0,
+                    direction, names,
+                )
+            )  # fmt: skip
+
     # ------------------------------------------------------------ internals
     def _judge(
         self, sess: Session, result: str, at: int, icmp: tuple[int, int] | None = None
@@ -308,7 +403,7 @@ class TcpeekAnalyzer:
         rtt = (sess.established_ts or at) - sess.first_ts if result == SUCCESS else None
         self.counters.record(names, result, sess.syn_dups, sess.synack_dups)
         if result != SUCCESS:
-            self._failures.add(sess.key, sess.syn_seq, at)
+            self._failures.add(sess.key, sess.syn_seq, at, sess.first_ts, sess.syn_dups)
         if self.emit is None:  # counted, and nobody wants the record (-q without --json)
             self._release(sess)
             return
@@ -329,6 +424,21 @@ class TcpeekAnalyzer:
                 filters=names,
             )
         )
+        self._release(sess)
+
+    def _late_dupsyn(self, sess: Session, failure: Failure, ts: int) -> None:
+        """A SYN of a failed handshake again, within -t of its verdict: a DUP SYN of
+        that handshake, not a new one (Linux sends the SYN again after an ICMP
+        error it takes as soft, and after an RST or ICMP error it never got)."""
+        failure.dupsyn += 1
+        self.late_dupsyns += 1
+        if self.emit_late is not None:
+            self.emit_late(
+                LateDupSyn(
+                    sess.client, sess.cport, sess.server, sess.sport, failure.start, ts,
+                    failure.dupsyn,
+                )
+            )  # fmt: skip
         self._release(sess)
 
     def _direction(self, src: bytes, dst: bytes) -> str | None:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import TextIO
 
 from tcpscope import pipeline
-from tcpscope.analyze.tcpeek import Handshake, LocalAddresses, TcpeekAnalyzer
+from tcpscope.analyze.tcpeek import Handshake, LateDupSyn, LocalAddresses, TcpeekAnalyzer
 from tcpscope.analyze.tcpeek_counters import Counters
 from tcpscope.analyze.tcpeek_filters import FilterSet
 from tcpscope.cli import runloop
@@ -71,6 +71,11 @@ class Reporter:
                 + "\n"
             )
 
+    def late(self, late: LateDupSyn) -> None:
+        """A SYN sent again after its handshake's failure verdict (--json only: the
+        table's row was written at the verdict)."""
+        self.out.write(tcpeek_json.dumps(tcpeek_json.dupsyn_object(late)) + "\n")
+
 
 @dataclass
 class Analysis:
@@ -80,6 +85,7 @@ class Analysis:
     analyzer: TcpeekAnalyzer
     tracker: Tracker
     engine: Engine
+    out: TextIO
     err: TextIO
 
 
@@ -94,7 +100,9 @@ def analysis(
 ) -> Analysis:
     reporter = Reporter(options, out, err) if options.json or not options.quiet else None
     parts = pipeline.tcpeek_parts(options, local, filters, linktype, paths, reporter)
-    return Analysis(parts.counters, parts.analyzer, parts.tracker, parts.engine, err)
+    if options.json and reporter is not None:
+        parts.analyzer.emit_late = reporter.late
+    return Analysis(parts.counters, parts.analyzer, parts.tracker, parts.engine, out, err)
 
 
 def run(options: Options, out: TextIO, err: TextIO, log: logging.Logger) -> int:
@@ -208,6 +216,9 @@ def run(options: Options, out: TextIO, err: TextIO, log: logging.Logger) -> int:
                 )
                 + "\n"
             )  # fmt: skip
+            if options.json:  # the summary's numbers, last
+                stats = tcpeek_json.stats_object(snapshot, first, now, one.analyzer.late_dupsyns)
+                one.out.write(tcpeek_json.dumps(stats) + "\n")
         if isinstance(driver, ShadowEngine) and not cut_short:
             driver.check()
         out.flush()

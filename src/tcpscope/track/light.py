@@ -5,9 +5,11 @@ SYN/ACK, the client's ACK, with nothing else on the 4-tuple in between. The exac
 path would open a session, step it twice and judge a success with no duplicate,
 at a cost of microseconds a packet. Here such a handshake is a row in a few
 numpy arrays ("light") until its ACK comes; then it is a success, judged where
-the ACK is. Anything else — a SYN again, an RST, a FIN, a packet that is not
-plain, a 4-tuple hash clash, a quiet spell that a timeout could end — hands the
-handshake to the exact path ("promotion"): its SYN and SYN/ACK frames are
+the ACK is. One that stays quiet past the timeout is a timeout, judged at the
+tick that ends it, by the engine (`time_out`). Anything else — a SYN again, an
+RST, a FIN, a packet that is not plain, a 4-tuple hash clash, a packet after a
+quiet spell that a timeout could end — hands the handshake to the exact path
+("promotion"): its SYN and SYN/ACK frames are
 replayed into the tracker just before the packet that did not fit, which then
 goes the exact way with everything after it. The exact path stays the
 reference: tests/track/test_prefilter.py compares whole outputs with this path
@@ -18,7 +20,7 @@ Pure: arrays in, a plan out; the engine carries the plan out in batch order.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -34,6 +36,7 @@ from tcpscope.rules import (
     Mask,
     canonical_key_np,
     group_by_connection,
+    key_np,
     reverse_ports_np,
 )
 from tcpscope.track.keytable import KeyTable
@@ -72,12 +75,13 @@ class Plan(NamedTuple):
     opened: Index  # the SYNs of the new handshakes taken here (all their packets decided)
 
     @classmethod
-    def promotions_only(cls, frames: list[Frames]) -> Plan:
-        """Every light handshake handed to the exact path before the batch."""
+    def promotions_only(cls, frames: list[Frames], force: Index) -> Plan:
+        """Every light handshake handed to the exact path before the batch; `force`:
+        the batch's packets that may be theirs."""
         none = _index()
         u64 = np.zeros(0, dtype=np.uint64)
         return cls(
-            none, none, none, u64, u64, u64, np.zeros(0, dtype=np.int64), np.zeros(0, bool),
+            none, force, none, u64, u64, u64, np.zeros(0, dtype=np.int64), np.zeros(0, bool),
             np.zeros(len(frames), dtype=np.intp), np.ones(len(frames), dtype=bool), frames, none,
         )  # fmt: skip
 
@@ -90,6 +94,27 @@ class Plan(NamedTuple):
             success_at=none, client=u64, server=u64, ports=u64,
             start=np.zeros(0, dtype=np.int64), outbound=np.zeros(0, dtype=bool),
         )  # fmt: skip
+
+
+class TimedOut(NamedTuple):
+    """Light handshakes timed out at a tick, in the tracker's closing order."""
+
+    start: I64  # the first SYN
+    client: U64
+    server: U64
+    ports: U64  # client port << 16 | server port
+    end: I64  # when the timeout passed: the last packet + the timeout
+    seq: U64  # the SYN's sequence number
+
+
+def _seq(buf: bytes, cols: Columns, packets: Index) -> U64:
+    """The TCP sequence numbers of these plain packets (IPv4 header of 20 bytes)."""
+    b = np.frombuffer(buf, dtype=np.uint8)
+    at = cols.offset[packets] + cols.l3[packets] + 24
+    seq = np.zeros(packets.size, dtype=np.uint64)
+    for i in range(4):
+        seq = (seq << np.uint64(8)) | b[at + i].astype(np.uint64)
+    return seq
 
 
 def _index() -> Index:
@@ -188,6 +213,7 @@ class LightHandshakes:
         self.dst = u32.copy()  # server address
         self.ports = u32  # client port << 16 | server port
         self.want = np.zeros(capacity, dtype=np.int8)  # WANT_SYNACK or WANT_ACK
+        self.seq = u32.copy()  # the SYN's sequence number (a timeout remembers it)
         self.last_ts = i64.copy()
         # What a promotion replays: the SYN, and the SYN/ACK once seen (else arena
         # -1), each as its arena (a batch's kept frames in one bytes object,
@@ -202,7 +228,7 @@ class LightHandshakes:
         self.synack_len = i32
 
     _COLUMNS = (
-        "alive", "canon", "src", "dst", "ports", "want", "last_ts",
+        "alive", "canon", "src", "dst", "ports", "want", "seq", "last_ts",
         "syn_ts", "syn_arena", "syn_at", "syn_len",
         "synack_ts", "synack_arena", "synack_at", "synack_len",
     )  # fmt: skip
@@ -215,6 +241,11 @@ class LightHandshakes:
         rows: Index = np.flatnonzero(self.alive[: self.n])
         return rows
 
+    def _hashes(self, rows: Index) -> U64:
+        """Both directions' 4-tuple hashes (rules.key_np) of these rows."""
+        src, dst, ports = (c[rows].astype(np.uint64) for c in (self.src, self.dst, self.ports))
+        return np.concatenate((key_np(src, dst, ports), key_np(dst, src, reverse_ports_np(ports))))
+
     def pending(self) -> tuple[U64, U64, U64]:
         """(client, server, ports) of every living row."""
         rows = self.living()
@@ -223,13 +254,76 @@ class LightHandshakes:
         return src, dst, ports
 
     # ----------------------------------------------------------- leaving
-    def evacuate(self, stale_after: int | None = None) -> list[Frames]:
-        """Hand over every handshake (or those quiet since before `stale_after`), oldest
-        SYN first: the frames to replay into the exact path."""
-        rows = self.living() if stale_after is None else self._stale_rows(stale_after)
+    def evacuate(self) -> list[Frames]:
+        """Hand over every handshake, oldest SYN first: the frames to replay into the
+        exact path."""
+        return self.evacuate_rows(self.living())
+
+    def hand_over(self, cols: Columns, exact_only: U64) -> tuple[list[Frames], U64]:
+        """Near the session limit the exact path takes the whole batch: hand it the
+        handshakes the batch may touch — a packet of theirs (plain or named in
+        `exact_only`), or a tick that could time them out — oldest SYN first. The
+        others stay, quiet through the batch, and count toward the limit there
+        (Tracker.outside). Returns their replays and both directions' hashes."""
+        if not self.live:
+            return [], np.zeros(0, dtype=np.uint64)
+        canonical = canonical_key_np(cols.key, cols.rkey)
+        touched = self._rows_of(canonical[cols.plain])
+        rows = np.unique(
+            np.concatenate(
+                (
+                    touched[touched >= 0],
+                    self._exact_only_rows(exact_only),
+                    self._stale_rows(int(cols.ts.max()) - self.timeout_ns),
+                )
+            )
+        )
+        hashes = self._hashes(rows)
+        return self.evacuate_rows(rows), hashes
+
+    def evacuate_rows(self, rows: Index) -> list[Frames]:
+        """Hand over these rows, oldest SYN first."""
         out = self._replays(rows[np.argsort(self.syn_ts[rows], kind="stable")])
         self._remove(rows)
         return out
+
+    def time_out(self, now: int) -> TimedOut | None:
+        """The handshakes a clock tick at `now` times out (quiet more than the timeout,
+        as Tracker.tick has it), removed, in the tracker's closing order; None if
+        there are none. Only rows no packet of the current batch touched can be
+        among them: plan() hands the others over first."""
+        rows = self._stale_rows(now - self.timeout_ns)
+        if not rows.size:
+            return None
+        ports = self.ports[rows].astype(np.uint64)
+        src = self.src[rows].astype(np.uint64)
+        dst = self.dst[rows].astype(np.uint64)
+        syn_ts = self.syn_ts[rows]
+        order = np.lexsort((ports & np.uint64(0xFFFF), dst, ports >> np.uint64(16), src, syn_ts))
+        taken = rows[order]
+        out = TimedOut(
+            syn_ts[order], src[order], dst[order], ports[order],
+            self.last_ts[taken] + self.timeout_ns, self.seq[taken].astype(np.uint64),
+        )  # fmt: skip
+        self._remove(rows)
+        return out
+
+    def drain_in_order(self, chunk: int) -> Iterator[tuple[I64, U64, U64, U64]]:
+        """Every handshake, `chunk` at a time, as (first SYN's time, client, server,
+        ports) columns in the tracker's closing order (track.tracker's `_opened`:
+        by first SYN, then by 4-tuple, whose IPv4 bytes sort as these integers).
+        The table is empty from the first chunk on: only columns stay, no frames."""
+        rows = self.living()
+        ports = self.ports[rows].astype(np.uint64)
+        src = self.src[rows].astype(np.uint64)
+        dst = self.dst[rows].astype(np.uint64)
+        syn_ts = self.syn_ts[rows]
+        order = np.lexsort((ports & np.uint64(0xFFFF), dst, ports >> np.uint64(16), src, syn_ts))
+        syn_ts, src, dst, ports = syn_ts[order], src[order], dst[order], ports[order]
+        self._reset()
+        for at in range(0, int(order.size), chunk):
+            part = slice(at, at + chunk)
+            yield syn_ts[part], src[part], dst[part], ports[part]
 
     def discard(self) -> None:
         """Forget every handshake (judged elsewhere, in bulk)."""
@@ -329,7 +423,10 @@ class LightHandshakes:
         # Light handshakes that leave before anything else: a tick in this batch
         # could time them out, or a packet that is not plain may be theirs.
         leave_first = np.zeros(self.n, dtype=bool)
-        leave_first[self._stale_rows(latest - timeout)] = True
+        # Quiet ones that a tick could time out stay (the engine judges them at that
+        # tick, time_out) unless a packet of theirs is in the batch: below.
+        stale = np.zeros(self.n, dtype=bool)
+        stale[self._stale_rows(latest - timeout)] = True
         leave_first[self._exact_only_rows(exact_only)] = True
 
         # New handshakes: a plain SYN from or to this host, on a 4-tuple free of all
@@ -405,7 +502,7 @@ class LightHandshakes:
         # this batch's ticks could time out (a packet stamped back in time moves its
         # last time back, as on the exact path), leaves first.
         if table:
-            leave_first[row[old & (~one_tuple | slow_groups)]] = True
+            leave_first[row[old & (~one_tuple | slow_groups | stale[row])]] = True
             leaving_old = old & leave_first[row]
         else:
             leaving_old = old
@@ -499,7 +596,7 @@ class LightHandshakes:
         if new.size:
             self._add(
                 keys[starts[new]], c_src[new], c_dst[new], c_ports[new],
-                new_want[new], last_ts[new],
+                new_want[new], _seq(buf, cols, first[new]), last_ts[new],
                 (syn_ts[new], syn_arena[new], syn_at[new], syn_len[new]),
                 (synack_ts[new], synack_arena[new], synack_at[new], synack_len[new]),
             )  # fmt: skip
@@ -528,6 +625,7 @@ class LightHandshakes:
         dst: U64,
         ports: U64,
         want: npt.NDArray[np.int64],
+        seq: U64,
         last_ts: I64,
         syn: tuple[I64, Ints, Ints, Ints],
         synack: tuple[I64, Ints, Ints, Ints],
@@ -539,7 +637,7 @@ class LightHandshakes:
         self.alive[at] = True
         self.canon[at] = canon
         self.src[at], self.dst[at], self.ports[at] = src, dst, ports
-        self.want[at], self.last_ts[at] = want, last_ts
+        self.want[at], self.seq[at], self.last_ts[at] = want, seq, last_ts
         self.syn_ts[at], self.syn_arena[at], self.syn_at[at], self.syn_len[at] = syn
         self.synack_ts[at], self.synack_arena[at], self.synack_at[at], self.synack_len[at] = synack
         self._hold(syn[1])

@@ -154,6 +154,10 @@ class Tracker:
         # way in (a hash whose sessions collide may point at either, or at none)
         self.by_hash: dict[int, tuple[Session, int, int]] = {}
         self._next_serial = 0
+        # Sessions pending elsewhere that count toward the session limit: the light
+        # handshakes (track.light) the engine keeps while a batch near the limit
+        # takes the exact path.
+        self.outside = 0
         # The listener's interest in quiet segments, declared by the hook itself.
         self._on_quiet: Callable[[Session, Segment], None] | None = getattr(
             listener, "on_quiet", None
@@ -266,7 +270,7 @@ class Tracker:
                 self.stats.ignored_segments += 1
                 return True
             limit = self.config.session_limit
-            if limit and len(self.sessions) >= limit:
+            if limit and len(self.sessions) + self.outside >= limit:
                 self.stats.dropped_sessions += 1
                 return True
             return False
@@ -318,6 +322,11 @@ class Tracker:
     # -------------------------------------------------------------------- clock
     def tick(self, now: int) -> None:
         """Destroy sessions idle too long (run about once a second of clock time)."""
+        for sess, limit in self.expired(now):
+            self.close_expired(sess, limit, now)
+
+    def expired(self, now: int) -> list[tuple[Session, int]]:
+        """The sessions a tick at `now` closes, with the limit each passed, oldest first."""
         cfg = self.config
         half = st.HALF_OPEN_STATES
         expired = []
@@ -333,15 +342,26 @@ class Tracker:
         # Oldest first, whatever order they entered the table in (track.light hands
         # handshakes over late).
         expired.sort(key=_age)
-        for sess, limit in expired:
-            # The moment the limit passed, not when a sparse capture next spoke: file
-            # output then does not depend on when the next packet happened to come.
-            self._close(sess, CLOSE_TIMEOUT, min(now, sess.last_ts + limit))
+        return expired
+
+    def close_expired(self, sess: Session, limit: int, now: int) -> None:
+        """Close a session `expired` gave, as `tick` does."""
+        # The moment the limit passed, not when a sparse capture next spoke: file
+        # output then does not depend on when the next packet happened to come.
+        self._close(sess, CLOSE_TIMEOUT, min(now, sess.last_ts + limit))
 
     def finish(self, now: int) -> None:
         """End of the capture: hand every open session to the listener, oldest first."""
-        for sess in sorted(self.sessions.values(), key=_opened):
+        for sess in self.closing_order():
             self._close(sess, CLOSE_END, now)
+
+    def closing_order(self) -> list[Session]:
+        """The open sessions in the order `finish` closes them."""
+        return sorted(self.sessions.values(), key=_opened)
+
+    def close_at_end(self, sess: Session, now: int) -> None:
+        """Close one session as `finish` does (the engine merges in handshakes of its own)."""
+        self._close(sess, CLOSE_END, now)
 
     def forget(self, sess: Session) -> None:
         """Drop a session without reporting it (an analyzer that is done with it)."""
@@ -355,7 +375,7 @@ class Tracker:
     def _open(self, seg: Segment, after_duplicate: bool = False) -> Session | None:
         cfg = self.config
         stats = self.stats
-        if cfg.session_limit and len(self.sessions) >= cfg.session_limit:
+        if cfg.session_limit and len(self.sessions) + self.outside >= cfg.session_limit:
             stats.dropped_sessions += 1
             return None
         self._next_serial += 1
