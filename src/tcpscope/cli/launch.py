@@ -10,6 +10,7 @@ and the command ends with its reports and summary.
 from __future__ import annotations
 
 import importlib
+import io
 import logging
 import os
 import signal
@@ -42,6 +43,7 @@ def run(name: str, argv: list[str] | None = None) -> int:
     # While the command's modules load, a signal is only noted: raised inside an
     # extension module's import (numpy) it would turn into an ImportError.
     previous = {s: signal.signal(s, record) for s in signals}
+    buffer_stderr()
     try:
         module = importlib.import_module(f"tcpscope.cli.{name}")
         if pending:
@@ -56,6 +58,34 @@ def run(name: str, argv: list[str] | None = None) -> int:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+# Python's stderr writes through: a system call per line. tcpeek's table is
+# written there, a million rows after a SYN flood (~3 s of writes alone).
+STDERR_BUFFER = 1 << 16
+
+
+def buffer_stderr() -> None:
+    """Give stderr a buffer when it is a file or a pipe (a terminal keeps its
+    lines as they come). What flushes it: the commands after every batch and
+    every idle wake-up of a live capture, logging's handler after each message,
+    and exit_now()."""
+    stream = sys.stderr
+    if stream is None or stream is not sys.__stderr__:
+        return  # already redirected (tests, an embedding program): theirs
+    try:
+        if stream.isatty():
+            return
+        fd = stream.fileno()
+    except (OSError, ValueError):
+        return
+    stream.flush()
+    # the new stream lives as long as the process: nothing to close
+    sys.stderr = io.TextIOWrapper(
+        open(fd, "wb", buffering=STDERR_BUFFER, closefd=False),
+        encoding=stream.encoding,
+        errors=stream.errors,
+    )
 
 
 def _interrupted(name: str, signum: int) -> int:

@@ -8,6 +8,7 @@ replace to be exact.
 
 from __future__ import annotations
 
+import functools
 import socket
 import time
 from collections.abc import Callable, Sequence
@@ -56,6 +57,12 @@ def _endpoint(addr: bytes, port: int) -> str:
     return f"{format_address(addr):>15}:{port:<5}"
 
 
+@functools.lru_cache(maxsize=64)
+def _stamp(seconds: int, localtime: LocalTime) -> str:
+    # rows come in time order, many a second (a SYN flood's end: a million)
+    return time.strftime("%y-%m-%d %H:%M:%S", localtime(seconds))
+
+
 def session_line(
     handshake_ns: int,
     start_ts_ns: int,
@@ -75,7 +82,7 @@ def session_line(
     """
     ms = max(handshake_ns, 0) // 1_000_000
     start_s, start_rest = divmod(start_ts_ns, 1_000_000_000)
-    stamp = time.strftime("%y-%m-%d %H:%M:%S", localtime(start_s))
+    stamp = _stamp(start_s, localtime)
     return (
         f"{ms // 1000:4d}.{ms % 1000:03d} | {stamp}.{start_rest // 1_000_000:03d} | "
         f"{_endpoint(client, client_port)} {_endpoint(server, server_port)} | "
