@@ -185,7 +185,9 @@ class Engine:
                 self._odd_packet_hashes(cols, buf),
             )
         )
-        plan = self._light_plan(cols, buf, tracked, full_ts, kept) if self.light is not None else None
+        plan = None
+        if self.light is not None:
+            plan = self._light_plan(cols, buf, tracked, full_ts, kept)
         if plan is None:
             needed = self.prefilter(cols, tracked)
         else:

@@ -31,9 +31,7 @@ def comparable(text: str) -> str:
     )
 
 
-def differences(
-    main: Callable[[list[str]], int], argv: list[str], jobs: int = 2
-) -> list[str]:
+def differences(main: Callable[[list[str]], int], argv: list[str], jobs: int = 2) -> list[str]:
     """What differs between `argv` under -j 1 and under -j `jobs` (exit status,
     stdout, stderr, up to those figures): [] when they are the same."""
     one = run(main, ["-j", "1", *argv])
@@ -44,7 +42,10 @@ def differences(
     for name, a, b in (("stdout", one[1], many[1]), ("stderr", one[2], many[2])):
         a, b = comparable(a), comparable(b)
         if a != b:
-            at = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+            at = next(
+                (i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y),
+                min(len(a), len(b)),
+            )
             diffs.append(
                 f"{name} differs at byte {at}:\n  -j 1: {a[max(0, at - 80) : at + 120]!r}\n"
                 f"  -j {jobs}: {b[max(0, at - 80) : at + 120]!r}"

@@ -22,7 +22,6 @@ import os
 import signal
 from collections.abc import Callable, Iterator
 from multiprocessing.connection import Connection
-from multiprocessing.process import BaseProcess
 from types import FrameType
 from typing import Any, Protocol, TextIO
 
@@ -141,7 +140,7 @@ def run(
     ctx = multiprocessing.get_context("fork")
     control = Control(ctx, jobs)
     conns: list[Connection] = []
-    procs: list[BaseProcess] = []
+    procs: list[Any] = []
     out.flush()
     err.flush()
     try:

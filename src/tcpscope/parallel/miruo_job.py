@@ -83,8 +83,10 @@ class _WorkerMiruo(Miruo):
         if not text:
             return
         sess = rec.session
-        with_id = self.options.json or isinstance(rec, (LiveSegment, LiveClose)) or not (
-            self.options.quiet
+        with_id = (
+            self.options.json
+            or isinstance(rec, (LiveSegment, LiveClose))
+            or not (self.options.quiet)
         )
         sink = self.sink
         sink.add(

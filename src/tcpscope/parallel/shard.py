@@ -24,14 +24,15 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Iterable, Iterator
-from typing import Final
+from typing import Final, cast
 
 import numpy as np
 import numpy.typing as npt
 
 from tcpscope.decode.columns import Columns
 from tcpscope.decode.link import Decoder, Record
-from tcpscope.decode.records import Segment
+from tcpscope.decode.records import IcmpError, Segment
+from tcpscope.engine import Item
 from tcpscope.errors import DecodeError
 from tcpscope.rules import (
     MASK64,
@@ -78,7 +79,7 @@ class Shard:
     def __init__(self, worker: int, jobs: int) -> None:
         self.worker = worker
         self.jobs = jobs
-        self._items: Iterator[object] | None = None
+        self._items: Iterator[Item] | None = None
         self._keys: npt.NDArray[np.int64] = np.zeros(0, dtype=np.int64)
         self._count = 0
         self._frames_key = 0  # the exact path's position (follow_frames)
@@ -110,20 +111,21 @@ class Shard:
             if type(rec) is Segment:
                 share = share_of(rec.src, rec.sport, rec.dst, rec.dport, jobs)
             else:  # an ICMP error: the connection it quotes
-                share = share_of(rec.q_src, rec.q_sport, rec.q_dst, rec.q_dport, jobs)  # type: ignore[union-attr]
+                quoted = cast(IcmpError, rec)
+                share = share_of(quoted.q_src, quoted.q_sport, quoted.q_dst, quoted.q_dport, jobs)
             return rec if share == worker else None
 
         return shard_decode
 
     # -------------------------------------------------------- where it is
-    def follow(self, items: list[object], keys: npt.NDArray[np.int64]) -> Iterator[object]:
+    def follow(self, items: list[Item], keys: npt.NDArray[np.int64]) -> Iterator[Item]:
         """The engine works through `items` (each at its position `keys`) by the
         iterator returned: `position()` reads how far it got."""
         it = iter(items)
         self._items, self._keys, self._count = it, keys, len(items)
         return it
 
-    def follow_frames(self, items: Iterable[tuple[int, object]], base: int) -> Iterator[tuple[int, object]]:
+    def follow_frames(self, items: Iterable[Item], base: int) -> Iterator[Item]:
         """The exact path's items (engine._with_ticks: a tick item, data None,
         comes before the packet it falls on), their positions kept as they go."""
         self._items = None

@@ -131,7 +131,7 @@ def run_worker(
         conn.send(("error", str(exc)))
     except BrokenPipeError:
         pass  # the writer is gone
-    except BaseException as exc:  # noqa: BLE001  # one line for the writer, no traceback
+    except BaseException as exc:  # one line for the writer, no traceback
         where = traceback.extract_tb(exc.__traceback__)[-1:]
         place = f" ({where[0].filename}:{where[0].lineno})" if where else ""
         try:
