@@ -111,7 +111,9 @@ def bench_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     ],
     ids=lambda v: v if isinstance(v, str) else " ".join(v) or "default",
 )
-def test_bench_captures(bench_files: dict[str, Path], name: str, tool: str, mode: list[str]) -> None:
+def test_bench_captures(
+    bench_files: dict[str, Path], name: str, tool: str, mode: list[str]
+) -> None:
     main, read = (miruo.main, "-f") if tool == "miruo" else (tcpeek.main, "-r")
     local = ["--local", "198.18.0.0/15"] if tool == "tcpeek" else []
     assert not jobs.differences(main, [*local, *mode, read, str(bench_files[name])], 2)

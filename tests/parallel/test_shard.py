@@ -16,6 +16,7 @@ from tcpscope.errors import DecodeError
 from tcpscope.parallel.shard import Shard, share_of, shares_np
 from tests.support import frames as f
 
+
 def _batch(frames: list[bytes]) -> tuple[bytes, bytes]:
     """A RawBatch's (buf, meta) for Ethernet frames."""
     buf = b"".join(frames)
@@ -86,7 +87,9 @@ def test_the_decoder_keeps_records_of_its_share_and_counts_errors_once() -> None
     src, sport, dst, dport = "198.18.1.1", 41000, "198.19.1.1", 80
     owner = share_of(f.addr(src), sport, f.addr(dst), dport, 2)
     seg = f.tcp_frame(src, sport, dst, dport, "S", 1, 0)
-    quoting = f.unreach_frame("198.19.1.1", src, 1, f.ipv4(src, dst, f.tcp(sport, dport, 1, 0, "S")))
+    quoting = f.unreach_frame(
+        "198.19.1.1", src, 1, f.ipv4(src, dst, f.tcp(sport, dport, 1, 0, "S"))
+    )
     broken = f.ether(b"\x45\x00")  # an IPv4 header cut short
     for worker in range(2):
         shard_decode = Shard(worker, 2).decoder(decode)
