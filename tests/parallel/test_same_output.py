@@ -47,8 +47,18 @@ def test_fidelity_cases(name: str, opts: list[str]) -> None:
         assert not diffs, f"-j {count}:\n" + "\n".join(diffs)
 
 
-def test_fidelity_in_colour_and_with_periodic_statistics() -> None:
-    argv = ["-C1", "--all", "-r", "100", "-s", "2", "-v", "1", "-f", str(fidelity.CAPTURE)]
+@pytest.mark.parametrize(
+    ("opts", "expression"),
+    [
+        (["-C1", "--all", "-r", "100", "-s", "2", "-v", "1"], []),  # colours, -s blocks
+        (["--all", "--json", "--paths", "exact"], []),  # every packet through the shard's decoder
+        (["--all", "-qq"], ["port", "8080", "or", "port", "9001"]),  # a filter expression
+        (["--live", "--json", "-m", "http:%:%"], []),
+    ],
+    ids=lambda v: " ".join(v),
+)
+def test_fidelity_capture_more(opts: list[str], expression: list[str]) -> None:
+    argv = [*opts, "-f", str(fidelity.CAPTURE), *expression]
     assert not jobs.differences(miruo.main, argv, 2)
 
 
