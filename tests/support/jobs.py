@@ -8,11 +8,9 @@ import re
 from collections.abc import Callable
 
 # Figures that -j cannot give as one process does (README, "-j"): the process's
-# own CPU and memory, and the maxima of open sessions and held segments.
-_VARYING_LINE = ("CPU", "VSZ", "RSS", "ActiveSessionMax", "ActiveSegmentMax")
-_VARYING_JSON = re.compile(
-    r'"(cpu_percent|vsz_kb|rss_kb|active_sessions_max|active_segments_max)":[0-9.]+'
-)
+# own CPU and memory, and the maximum of held segments.
+_VARYING_LINE = ("CPU", "VSZ", "RSS", "ActiveSegmentMax")
+_VARYING_JSON = re.compile(r'"(cpu_percent|vsz_kb|rss_kb|active_segments_max)":[0-9.]+')
 
 
 def run(main: Callable[[list[str]], int], argv: list[str]) -> tuple[int, str, str]:

@@ -96,7 +96,7 @@ def jobs(read: str) -> Opt:
         "sessions whose 4-tuple hash falls in its share, and merge their records into the "
         "output one process writes, byte for byte (same order, ids and totals). `auto`: one "
         "per core this process may use. Default 1. The limits (`-L`, `-l`, tcpeek's million "
-        "pending handshakes) are shared out among the workers, and the ActiveSessionMax and "
-        "ActiveSegmentMax figures are the sum of the workers' maxima. Not with standard "
+        "pending handshakes) are shared out among the workers, and ActiveSegmentMax is the "
+        "sum of the workers' maxima. Not with standard "
         "input or a pipe, `--metrics`, or `--paths shadow`.",
     )

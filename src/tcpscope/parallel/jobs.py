@@ -28,6 +28,7 @@ from typing import Any, Protocol, TextIO
 from tcpscope.capture import Capture
 from tcpscope.errors import TcpscopeError, UsageError
 from tcpscope.parallel.ids import Ids
+from tcpscope.parallel.peaks import SessionPeak
 from tcpscope.parallel.protocol import NO_ID, Out, order
 from tcpscope.parallel.worker import MakeWork, run_worker
 
@@ -115,11 +116,12 @@ class Writer(Protocol):
 
     def with_id(self, text: str, serial: int, gid: int) -> str: ...
 
-    def stats(self, parts: list[dict[str, Any]]) -> None:
-        """A statistics block (miruo -s) from every worker's part."""
+    def stats(self, parts: list[dict[str, Any]], peak: int) -> None:
+        """A statistics block (miruo -s) from every worker's part; `peak`: the
+        most sessions open at once so far (parallel.peaks)."""
         ...
 
-    def summary(self, totals: list[Any], cut_short: bool) -> None: ...
+    def summary(self, totals: list[Any], cut_short: bool, peak: int) -> None: ...
 
 
 class WorkerFailed(TcpscopeError):
@@ -159,12 +161,13 @@ def run(
             procs.append(proc)
         with _Signals(control):
             ids = Ids(len(conns)) if writer.ids else None
-            damage = _merge(conns, ids, writer, out, err)
+            peaks = SessionPeak()
+            damage = _merge(conns, ids, peaks, writer, out, err)
             if damage is not None:
                 out.flush()
                 err.write(f"{prog}: {damage}\n")
                 err.flush()
-            _finish(conns, ids, writer, out, err, control)
+            _finish(conns, ids, peaks, writer, out, err, control)
         out.flush()
         err.flush()
         return 0 if damage is None else 2
@@ -222,7 +225,12 @@ def _receive(conn: Connection, worker: int) -> tuple[Any, ...]:
 
 
 def _merge(
-    conns: list[Connection], ids: Ids | None, writer: Writer, out: TextIO, err: TextIO
+    conns: list[Connection],
+    ids: Ids | None,
+    peaks: SessionPeak,
+    writer: Writer,
+    out: TextIO,
+    err: TextIO,
 ) -> str | None:
     """The rounds, until every worker has read the whole file; its damage line, if any."""
     reading = list(range(len(conns)))
@@ -231,13 +239,15 @@ def _merge(
         lists: list[list[Out]] = []
         still: list[int] = []
         opens: dict[int, list[int]] = {}
+        closes: list[list[int]] = []
         lowest: dict[int, int] = {}
         for worker in reading:
             msg = _receive(conns[worker], worker)
             if msg[0] == "round":
                 lists.append(msg[1])
                 opens[worker] = msg[2]
-                lowest[worker] = msg[3]
+                closes.append(msg[3])
+                lowest[worker] = msg[4]
                 still.append(worker)
             elif msg[0] == "done":
                 if damage is None:
@@ -246,7 +256,8 @@ def _merge(
                 raise WorkerFailed(f"worker {worker}: unexpected {msg[0]!r} message")
         if ids is not None:
             ids.assign(opens)
-        _write(heapq.merge(*lists, key=order), ids, writer, out, err)
+        peaks.add(list(opens.values()), closes)
+        _write(heapq.merge(*lists, key=order), ids, peaks, writer, out, err)
         if ids is not None:
             ids.forget(lowest)
         reading = still
@@ -256,6 +267,7 @@ def _merge(
 def _finish(
     conns: list[Connection],
     ids: Ids | None,
+    peaks: SessionPeak,
     writer: Writer,
     out: TextIO,
     err: TextIO,
@@ -282,12 +294,17 @@ def _finish(
                 return
             yield rec
 
-    _write(until_cut(), ids, writer, out, err)
-    writer.summary(totals, control.cut())
+    _write(until_cut(), ids, peaks, writer, out, err)
+    writer.summary(totals, control.cut(), peaks.peak)
 
 
 def _write(
-    records: Iterator[Out], ids: Ids | None, writer: Writer, out: TextIO, err: TextIO
+    records: Iterator[Out],
+    ids: Ids | None,
+    peaks: SessionPeak,
+    writer: Writer,
+    out: TextIO,
+    err: TextIO,
 ) -> None:
     """Records in order, ids in; written a few hundred at a time."""
     outs: list[str] = []
@@ -297,14 +314,14 @@ def _write(
     for rec in records:
         if rec.stats is not None:
             if rec.pos != parts_at and parts:
-                writer.stats(parts)
+                writer.stats(parts, peaks.peak_before(parts_at))
                 parts = []
             parts_at = rec.pos
             parts.append(rec.stats)
             continue
         if parts:
             _flush(outs, errs, out, err)
-            writer.stats(parts)
+            writer.stats(parts, peaks.peak_before(parts_at))
             parts = []
         text = rec.out
         if text is not None:
@@ -317,7 +334,7 @@ def _write(
             _flush(outs, errs, out, err)
     _flush(outs, errs, out, err)
     if parts:
-        writer.stats(parts)
+        writer.stats(parts, peaks.peak_before(parts_at))
 
 
 def _flush(outs: list[str], errs: list[str], out: TextIO, err: TextIO) -> None:

@@ -59,13 +59,17 @@ class _Opens:
         self.listener = listener
         self.shard = shard
         self.positions: list[int] = []
+        self.closed: list[int] = []  # where sessions closed (parallel.peaks)
         self.on_segment = listener.on_segment
-        self.on_close = listener.on_close
         self.on_icmp = listener.on_icmp
 
     def on_open(self, sess: Session, seg: Segment) -> None:
         self.positions.append(self.shard.position())
         self.listener.on_open(sess, seg)
+
+    def on_close(self, sess: Session, reason: str, now: int) -> None:
+        self.closed.append(self.shard.position())
+        self.listener.on_close(sess, reason, now)
 
 
 class _WorkerMiruo(Miruo):
@@ -135,6 +139,11 @@ class MiruoWork:
         self._opens.positions = []
         return positions
 
+    def closes(self) -> list[int]:
+        positions = self._opens.closed
+        self._opens.closed = []
+        return positions
+
     def lowest_live(self) -> int:
         return next(iter(self.tracker.sessions), LIVE_FOREVER)
 
@@ -163,8 +172,9 @@ def _add(values: list[Any]) -> Any:
     return sum(values)
 
 
-def sum_views(parts: list[dict[str, Any]], options: Options) -> MiruoStatsView:
-    """The statistics block of the whole run from the workers' (README, "-j")."""
+def sum_views(parts: list[dict[str, Any]], options: Options, peak: int) -> MiruoStatsView:
+    """The statistics block of the whole run from the workers' (README, "-j");
+    `peak`: the most sessions open at once (parallel.peaks)."""
     fields: dict[str, Any] = {}
     for name in parts[0]:
         if name in _FROM_FIRST:
@@ -173,6 +183,7 @@ def sum_views(parts: list[dict[str, Any]], options: Options) -> MiruoStatsView:
             fields[name] = _add([part[name] for part in parts])
     fields["session_limit"] = options.session_limit
     fields["segment_limit"] = options.segment_limit
+    fields["active_sessions_max"] = peak
     return MiruoStatsView(**fields)
 
 
@@ -191,12 +202,12 @@ class MiruoWriter:
             return text.replace(f'"id":{serial},', f'"id":{gid},', 1)
         return _TEXT_ID.sub(r"\g<1>" + text_id(gid), text)
 
-    def stats(self, parts: list[dict[str, Any]]) -> None:
-        self.err.write(render_stats(sum_views(parts, self.options)))
+    def stats(self, parts: list[dict[str, Any]], peak: int) -> None:
+        self.err.write(render_stats(sum_views(parts, self.options, peak)))
         self.err.flush()
 
-    def summary(self, totals: list[Any], cut_short: bool) -> None:
-        view = sum_views(totals, self.options)
+    def summary(self, totals: list[Any], cut_short: bool, peak: int) -> None:
+        view = sum_views(totals, self.options, peak)
         if self.options.json:
             self.out.write(miruo_json.dumps(miruo_json.stats_object(view)) + "\n")
         else:

@@ -2,7 +2,8 @@
 
 Every message is a pickled tuple whose first item names it:
 
-    ("round", [Out...], [open position...], lowest live serial)   after each batch
+    ("round", [Out...], [open position...], [close position...], lowest live serial)
+                                                      after each batch
     ("done", damage line or None)                                   the file is read
     ("fin", [Out...])                                               end-of-capture records
     ("end", totals)                                                 the worker's counters

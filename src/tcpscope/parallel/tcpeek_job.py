@@ -90,6 +90,9 @@ class TcpeekWork:
     def opens(self) -> list[int]:
         return []  # tcpeek prints no session ids
 
+    def closes(self) -> list[int]:
+        return []
+
     def lowest_live(self) -> int:
         return 0
 
@@ -135,10 +138,10 @@ class TcpeekWriter:
     def with_id(self, text: str, serial: int, gid: int) -> str:
         return text
 
-    def stats(self, parts: list[dict[str, Any]]) -> None:
+    def stats(self, parts: list[dict[str, Any]], peak: int) -> None:
         pass  # tcpeek has no periodic statistics
 
-    def summary(self, totals: list[Any], cut_short: bool) -> None:
+    def summary(self, totals: list[Any], cut_short: bool, peak: int) -> None:
         log = self.log
         if cut_short:
             log.log(NOTICE, "stopped: not every pending handshake was reported")

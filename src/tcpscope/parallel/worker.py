@@ -90,6 +90,10 @@ class Work(Protocol):
         """Positions of the sessions opened since the last call (their ids)."""
         ...
 
+    def closes(self) -> list[int]:
+        """Positions of the sessions closed since the last call (parallel.peaks)."""
+        ...
+
     def lowest_live(self) -> int:
         """The lowest serial of a session still open (the writer forgets older ids)."""
         ...
@@ -142,6 +146,10 @@ def run_worker(
         conn.close()
 
 
+def _round(sink: Sink, work: Work) -> tuple[Any, ...]:
+    return ("round", sink.records, work.opens(), work.closes(), work.lowest_live())
+
+
 def _work(
     worker: int,
     jobs: int,
@@ -169,11 +177,11 @@ def _work(
                     break
                 if now is None:
                     break
-                conn.send(("round", sink.records, work.opens(), work.lowest_live()))
+                conn.send(_round(sink, work))
                 sink.records = []
             now = runloop.final_clock(cap, engine)
             if sink.records:
-                conn.send(("round", sink.records, work.opens(), work.lowest_live()))
+                conn.send(_round(sink, work))
                 sink.records = []
             conn.send(("done", damage))
             shard.finishing = True
