@@ -113,8 +113,10 @@ def test_fewer_workers_than_a_limit_has_units(tmp_path: Path) -> None:
         (tcpeek.main, ["-j", "2", "-u", "nobody", "-r", "x.pcap"], "does not change user"),
     ],
 )
-def test_what_jobs_refuses(main: object, argv: list[str], message: str, tmp_path: Path) -> None:
-    os.chdir(tmp_path)
+def test_what_jobs_refuses(
+    main: object, argv: list[str], message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
     (tmp_path / "x.pcap").write_bytes(pcap_bytes([]))
     code, out, err = jobs.run(main, argv)  # type: ignore[arg-type]
     assert code == 1 and out == ""
