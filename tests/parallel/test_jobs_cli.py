@@ -3,6 +3,7 @@ limits shared out among the workers (README, "-j"), and a stop signal."""
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import re
 import signal
@@ -204,3 +205,35 @@ def test_sigint_stops_every_worker_and_prints_one_summary(tmp_path: Path) -> Non
     assert "end of capture" in out  # the sessions open at the stop are reported
     assert _stat(err, "ActiveSession") == 0
     assert not _processes_reading(path)
+
+
+def test_a_failing_worker_fails_the_run_in_one_line(tmp_path: Path) -> None:
+    import io
+
+    from tcpscope.capture import open_file
+    from tcpscope.cli.miruo import parse_options
+    from tcpscope.parallel import jobs as parallel_jobs
+    from tcpscope.parallel.miruo_job import MiruoWork, MiruoWriter
+
+    frames, _ = _open_sessions(20)
+    path = tmp_path / "open.pcap"
+    write_pcap(path, frames)
+    options = parse_options(["-L0", "-l0", "--all", "-f", str(path)])
+
+    def make_work(worker: int):  # type: ignore[no-untyped-def]
+        def make(cap, shard, sink):  # type: ignore[no-untyped-def]
+            if worker == 1:
+                raise RuntimeError("boom")
+            return MiruoWork(options, False, cap, shard, sink)
+
+        return make
+
+    out, err = io.StringIO(), io.StringIO()
+    started = time.monotonic()
+    with pytest.raises(parallel_jobs.WorkerFailed, match=r"^worker 1: RuntimeError: boom"):
+        parallel_jobs.run(
+            "miruo", 2, lambda: open_file(str(path)), make_work, MiruoWriter(options, out, err),
+            out, err, 4096,
+        )  # fmt: skip
+    assert time.monotonic() - started < 5  # the other worker is not waited for
+    assert not multiprocessing.active_children()

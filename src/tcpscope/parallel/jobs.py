@@ -26,7 +26,7 @@ from types import FrameType
 from typing import Any, Protocol, TextIO
 
 from tcpscope.capture import Capture
-from tcpscope.errors import TcpscopeError, UsageError
+from tcpscope.errors import DamagedCapture, TcpscopeError, UsageError
 from tcpscope.parallel.ids import Ids
 from tcpscope.parallel.peaks import SessionPeak
 from tcpscope.parallel.protocol import NO_ID, Out, order
@@ -145,6 +145,7 @@ def run(
     procs: list[Any] = []
     out.flush()
     err.flush()
+    finished = False
     try:
         for worker in range(jobs):
             here, there = ctx.Pipe(duplex=False)
@@ -170,11 +171,14 @@ def run(
             _finish(conns, ids, peaks, writer, out, err, control)
         out.flush()
         err.flush()
-        return 0 if damage is None else 2
+        finished = True
+        return 0 if damage is None else DamagedCapture.exit_code
     finally:
         for conn in conns:
             conn.close()
         for proc in procs:
+            if not finished:  # a failure here or in a worker: the others stop now
+                proc.kill()
             proc.join(timeout=5)
             if proc.is_alive():
                 proc.kill()
