@@ -103,7 +103,7 @@ def bench_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         files[name] = folder / f"{name}.pcap"
         subprocess.run(
             [sys.executable, str(REPO / "bench" / "gen.py"), "--sessions-open", str(sessions),
-             "--packets", "150000", "-o", str(files[name])],
+             "--packets", "100000", "-o", str(files[name])],
             check=True, capture_output=True,
         )  # fmt: skip
     return files
