@@ -164,6 +164,9 @@ class Tracker:
             getattr(listener, "on_header", None)
         )
         self.held_in_brief = 0  # quiet segments feed_plain settled alone (bench, tests)
+        # An optional hook: the listener hears each tick after its timeouts (tcpeek
+        # forgets old failures on the clock, the same in every -j worker).
+        self._on_tick: Callable[[int], None] | None = getattr(listener, "on_tick", None)
 
     # ------------------------------------------------------------------ packets
     def feed(self, seg: Segment) -> None:
@@ -337,6 +340,8 @@ class Tracker:
             # The moment the limit passed, not when a sparse capture next spoke: file
             # output then does not depend on when the next packet happened to come.
             self._close(sess, CLOSE_TIMEOUT, min(now, sess.last_ts + limit))
+        if self._on_tick is not None:
+            self._on_tick(now)
 
     def finish(self, now: int) -> None:
         """End of the capture: hand every open session to the listener, oldest first."""
