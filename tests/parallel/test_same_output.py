@@ -133,3 +133,23 @@ def test_bench_captures(
 def test_syn_flood(bench_files: dict[str, Path], mode: list[str]) -> None:
     argv = ["--local", "198.19.255.1", *mode, "-r", str(bench_files["flood"])]
     assert not jobs.differences(tcpeek.main, argv, 2)
+
+
+def test_fuzzed_captures(tmp_path: Path) -> None:
+    """Mutated captures (tests/support/fuzz.py: cut headers, VLAN and IPv6
+    chains, stamps that jump back and far ahead, damaged files): a packet stamped
+    back in time must not make one worker's state differ from one process's."""
+    from tests.robustness.test_fuzz import pool_for
+    from tests.support.fuzz import Fuzzer
+
+    local = ["--local", "198.18.0.0/15", "--local", "fd00::/8"]
+    problems: list[str] = []
+    for seed in range(6):
+        path = tmp_path / f"fuzz{seed}.pcap"
+        path.write_bytes(Fuzzer(seed, pool_for(seed)).capture(4000))
+        for main, argv in (
+            (miruo.main, ["-C0", "--all", "--json", "-t", "500", "-f", str(path)]),
+            (tcpeek.main, [*local, "--icmp", "--json", "-t", "3", "-r", str(path)]),
+        ):
+            problems += [f"seed {seed} {argv[:-2]}: {d}" for d in jobs.differences(main, argv, 3)]
+    assert not problems, "\n".join(problems[:10])
