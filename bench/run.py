@@ -60,6 +60,7 @@ FULL_RSS_MIB = 200.0
 TCPEEK_FLOOR_RATIO = 2.0
 FLOOD_SECONDS = 1.5  # tcpeek -q on the SYN flood
 SEQ_RATIO = 1.05  # with the sequence-space analyzer, to without it (issue 9)
+JOBS_RATIO = 1 / 1.6  # -j 2 to -j 1 time: at least 1.6x as fast on 2 cores (issue 12)
 
 
 @dataclass(frozen=True)
@@ -201,6 +202,12 @@ def build_commands() -> tuple[list[Command], list[str]]:
             "miruo -L0 -l0 --all --json -f F",
             (*miruo, "-L0", "-l0", "--all", "--json", "-f", "{file}"),
         ),
+        # -j 2: two workers and the writer (tcpscope.parallel; the issue's speed-up target)
+        Command(
+            "miruo_full_j2",
+            "miruo -L0 -l0 --all --json -j 2 -f F",
+            (*miruo, "-L0", "-l0", "--all", "--json", "-j", "2", "-f", "{file}"),
+        ),
         # the same without the sequence-space analyzer (attached with --json only)
         Command(
             "miruo_full_noseq",
@@ -217,6 +224,15 @@ def build_commands() -> tuple[list[Command], list[str]]:
                 (py, "-m", "tcpscope", "tcpeek", "-q", "-r", "{file}", "--local", TCPEEK_LOCAL),
             )
         )
+        commands.append(
+            Command(
+                "tcpeek_j2",
+                f"tcpeek -q -j 2 -r F --local {TCPEEK_LOCAL} (info)",
+                (py, "-m", "tcpscope", "tcpeek", "-q", "-j", "2", "-r", "{file}", "--local",
+                 TCPEEK_LOCAL),
+                info_only=True,
+            )
+        )  # fmt: skip
         commands.append(
             Command(
                 "tcpeek_flood",
@@ -346,6 +362,16 @@ def evaluate(table: Table) -> list[Check]:
                 f"miruo -L0 -l0 --all --json <= {SEQ_RATIO:g}x without the seq analyzer ({f})",
                 with_seq.seconds / without.seconds if with_seq and without else None,
                 SEQ_RATIO,
+                "x",
+            )
+        )
+    for f in ("s2k", "s20k"):  # -j 2 at least 1.6x as fast as -j 1 (issue 12)
+        one, two = ok(f, "miruo_full"), ok(f, "miruo_full_j2")
+        checks.append(
+            Check(
+                f"miruo -L0 -l0 --all --json -j 2 <= {JOBS_RATIO:.3g}x -j 1 ({f})",
+                two.seconds / one.seconds if one and two else None,
+                JOBS_RATIO,
                 "x",
             )
         )

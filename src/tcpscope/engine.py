@@ -142,6 +142,22 @@ class HandshakeJudge(Protocol):
 _Closing = tuple[tuple[int, tuple[bytes, int, bytes, int]], bool]
 
 
+class Shard(Protocol):
+    """One worker's share of the connections (parallel.shard): `-j N` only."""
+
+    def keep(self, cols: Columns) -> npt.NDArray[np.intp]:
+        """The batch indices this engine follows."""
+        ...
+
+    def follow(self, items: list[Item], keys: npt.NDArray[np.int64]) -> Iterator[Item]:
+        """The items to work through, each at its single-process position `keys`."""
+        ...
+
+    def follow_frames(self, items: Iterable[Item], base: int) -> Iterator[Item]:
+        """The exact path's items, the first packet being number `base`."""
+        ...
+
+
 class Engine:
     def __init__(
         self,
@@ -177,6 +193,9 @@ class Engine:
         self.first_ts: int | None = None
         self.last_ts: int | None = None
         self._next_tick: int | None = None
+        # -j N: the packets this engine follows (None: every one). Set with its
+        # decoder by parallel.worker, which also reads where the engine is.
+        self.shard: Shard | None = None
 
     # The clock ticks at the first packet at or past the next whole second after
     # the last tick, before that packet is handled: the same packets whichever
@@ -184,6 +203,9 @@ class Engine:
 
     def feed(self, frames: Iterable[tuple[int, bytes]]) -> None:
         """Decode and track (timestamp ns, frame) pairs, one by one."""
+        if self.shard is not None:
+            self._work(self.shard.follow_frames(self._with_ticks(frames), self.packets))
+            return
         self._work(self._with_ticks(frames))
 
     def feed_batch(self, batch: RawBatch) -> None:
@@ -200,6 +222,11 @@ class Engine:
         tracker = self.tracker
         hashes = tracker.key_hashes
         buf = batch.buf
+        full_ts = cols.ts  # every packet's time: the clock ticks on all of them
+        kept = None
+        if self.shard is not None:  # -j N: this worker's packets only (parallel.shard)
+            kept = self.shard.keep(cols)
+            cols = cols.take(kept)
         # A packet the columns cannot read (VLAN tag, IP options...) may open or move
         # a session in this batch: its 4-tuple's plain packets count as tracked too.
         tracked = np.concatenate(
@@ -208,7 +235,9 @@ class Engine:
                 self._odd_packet_hashes(cols, buf),
             )
         )
-        plan = self._light_plan(cols, buf, tracked) if self.light is not None else None
+        plan = None
+        if self.light is not None:
+            plan = self._light_plan(cols, buf, tracked, full_ts, kept)
         if plan is None:
             needed = self.prefilter(cols, tracked)
         else:
@@ -226,18 +255,21 @@ class Engine:
                 )
                 plan = plan.without_successes()
         idx = np.flatnonzero(needed)
-        ts = cols.ts
         to_items = self._plain_items if self.plain_items else self._frames
         items = to_items(cols, buf, idx)
-        ticks = self._tick_positions(ts)
-        if ticks or (plan is not None and (plan.success_at.size or plan.promote_frames)):
-            items = self._merge(cols, idx, items, ticks, plan)
-        self._work(items, buf)
-        n = len(ts)
-        self.packets += n
+        ticks = self._tick_positions(full_ts)
+        if self.shard is not None:
+            assert kept is not None
+            items, keys = self._merge(cols, idx, items, ticks, plan, kept, full_ts)
+            self._work(self.shard.follow(items, keys + 4 * self.packets), buf)
+        else:
+            if ticks or (plan is not None and (plan.success_at.size or plan.promote_frames)):
+                items = self._merge(cols, idx, items, ticks, plan)[0]
+            self._work(items, buf)
+        self.packets += len(full_ts)
         bulk = plan.bulk.size if plan is not None else 0
-        tracker.stats.ignored_segments += n - idx.size - bulk
-        last = int(ts.max())
+        tracker.stats.ignored_segments += len(cols.ts) - idx.size - bulk
+        last = int(full_ts.max())
         if self.last_ts is None or last > self.last_ts:
             self.last_ts = last
 
@@ -330,6 +362,7 @@ class Engine:
         while mine is not None:
             tracker.close_expired(mine[0], mine[1], now)
             mine = next(expired, None)
+        tracker.ticked(now)
 
     def _with_ticks(self, frames: Iterable[tuple[int, bytes]]) -> Iterator[Item]:
         """The frames, with a tick item before each one that moves the clock on."""
@@ -401,9 +434,18 @@ class Engine:
         listed: list[Item] = items.tolist()
         return listed
 
-    def _light_plan(self, cols: Columns, buf: bytes, tracked: U64) -> Plan:
+    def _light_plan(
+        self,
+        cols: Columns,
+        buf: bytes,
+        tracked: U64,
+        full_ts: npt.NDArray[np.int64],
+        kept: npt.NDArray[np.intp] | None,
+    ) -> Plan:
         """What the light handshakes (track.light) make of this batch. `tracked`:
-        the hashes of the tracker's 4-tuples and of the batch's odd packets."""
+        the hashes of the tracker's 4-tuples and of the batch's odd packets.
+        `kept`: the packets of `cols` in the whole batch (-j), whose times `full_ts`
+        the clock follows."""
         judge, light = self.judge, self.light
         assert judge is not None and light is not None
         tracker = self.tracker
@@ -420,7 +462,10 @@ class Engine:
             theirs = np.flatnonzero(cols.plain & member(cols.key, hashes))
             return Plan.promotions_only(frames, theirs)
         tracker.outside = 0  # no SYN of this batch can reach the limit
-        return light.plan(cols, buf, exact_only)
+        if kept is None:
+            return light.plan(cols, buf, exact_only)
+        clock = (np.maximum.accumulate(full_ts)[kept], int(full_ts.max()))
+        return light.plan(cols, buf, exact_only, clock)
 
     def _odd_packet_hashes(self, cols: Columns, buf: bytes) -> U64:
         """Both directions' hashes of the IPv4 4-tuples that the packets this batch
@@ -453,14 +498,25 @@ class Engine:
         packets: list[Item],
         ticks: list[int],
         plan: Plan | None,
-    ) -> list[Item]:
+        kept: npt.NDArray[np.intp] | None = None,
+        full_ts: npt.NDArray[np.int64] | None = None,
+    ) -> tuple[list[Item], npt.NDArray[np.int64]]:
         """Packets, ticks and the light handshakes' work in batch order: replays before
         the packet they are for (or first of all), then a tick that falls on that
-        packet, then the packet itself or a success whose ACK it is."""
+        packet, then the packet itself or a success whose ACK it is. Also each
+        item's key: 4 x its packet's index in the batch + that order. `ticks` are
+        indices in the whole batch; with -j, `cols` holds only the packets `kept`
+        of it, `full_ts` the times of all."""
         ts = cols.ts
+        whole: npt.NDArray[np.intp] | None = kept
+
+        def at(i: npt.NDArray[np.intp]) -> npt.NDArray[np.intp]:
+            return i if whole is None else whole[i]
+
         ticks_at = np.array(ticks, dtype=np.int64)
-        everything: list[Item] = [(t, None) for t in ts[ticks_at].tolist()]
-        keys = [ticks_at * 4 + 1, idx * 4 + 2]
+        clock = ts if full_ts is None else full_ts
+        everything: list[Item] = [(t, None) for t in clock[ticks_at].tolist()]
+        keys = [ticks_at * 4 + 1, at(idx) * 4 + 2]
         everything += packets
         if plan is not None:
             everything += [
@@ -472,9 +528,13 @@ class Engine:
                 )
             ]  # fmt: skip
             everything += [(0, frames) for frames in plan.promote_frames]
-            keys += [plan.success_at * 4 + 2, np.where(plan.promote_first, -1, plan.promote_at * 4)]
-        order = np.argsort(np.concatenate(keys), kind="stable")
-        return [everything[i] for i in order.tolist()]
+            keys += [
+                at(plan.success_at) * 4 + 2,
+                np.where(plan.promote_first, -1, at(plan.promote_at) * 4),
+            ]
+        every_key = np.concatenate(keys).astype(np.int64)
+        order = np.argsort(every_key, kind="stable")
+        return [everything[i] for i in order.tolist()], every_key[order]
 
     def _work(self, items: Iterable[Item], buf: bytes = b"") -> None:
         """The exact path: decode and track each packet; tick; take settled handshakes.

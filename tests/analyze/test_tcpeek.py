@@ -210,11 +210,14 @@ def test_recent_failures_forget_by_age_even_after_a_refresh() -> None:
     assert not failures.is_late_copy(b, 9, BASE_NS + 12 * SECOND)  # 11 s old: forgotten
     assert not failures.is_late_copy(a, 8, BASE_NS + 12 * SECOND)  # another SYN
     assert not failures.is_late_copy(a, 7, BASE_NS + 16 * SECOND)
-    # Forgotten at the next verdict (the same on every path), not by a lookup
-    # (which SYNs are looked up depends on the path, and their stamps may jump).
+    # Forgotten at the clock's ticks (the same on every path and in every -j
+    # worker), not by a lookup (which SYNs are looked up depends on the path, and
+    # their stamps may jump), each by its own time.
     assert len(list(failures.hashes())) == 4  # both directions of a and b
     c = (packed(CLIENT), 3, packed(SERVER), 80)
     failures.add(c, 1, BASE_NS + 16 * SECOND)
+    assert len(list(failures.hashes())) == 6
+    failures.forget_before(BASE_NS + 6 * SECOND)  # the tick at 16 s: a (5 s) and b (1 s) go
     assert len(list(failures.hashes())) == 2  # c's
     assert not failures.is_late_copy(a, 7, BASE_NS + 12 * SECOND)
     assert failures.is_late_copy(c, 1, BASE_NS + 20 * SECOND)

@@ -11,9 +11,9 @@ established connection costs one failed lookup per packet.
 
 from __future__ import annotations
 
+import heapq
 import ipaddress
 import logging
-from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import NamedTuple
 
@@ -141,18 +141,18 @@ class LateDupSyn(NamedTuple):
 
 
 class RecentFailures:
-    """Failed handshakes judged lately: 4-tuple -> Failure, oldest verdict first,
-    forgotten `remember_ns` after their verdict; with the 64-bit hashes of both
+    """Failed handshakes judged lately: 4-tuple -> Failure, forgotten once the
+    clock is `remember_ns` past their verdict; with the 64-bit hashes of both
     directions of the IPv4 ones (rules.key_hashes), which the bulk path must
     leave alone."""
 
     def __init__(self, remember_ns: int) -> None:
         self.remember_ns = remember_ns
-        # An OrderedDict: a plain dict emptied from its front makes next(iter())
-        # walk the deleted slots (quadratic under a SYN flood's timeouts).
-        self._judged: OrderedDict[tuple[bytes, int, bytes, int], Failure] = OrderedDict()
+        self._judged: dict[tuple[bytes, int, bytes, int], Failure] = {}
         self._hashes: dict[int, int] = {}  # hash -> how many 4-tuples have it
-        self._latest = 0  # the latest verdict time seen
+        # (verdict time, a counter, 4-tuple), earliest first: what to forget next
+        self._by_age: list[tuple[int, int, tuple[bytes, int, bytes, int]]] = []
+        self._added = 0
 
     def __bool__(self) -> bool:
         return bool(self._judged)
@@ -162,24 +162,25 @@ class RecentFailures:
         dupsyn: int = 0,
     ) -> None:  # fmt: skip
         judged = self._judged
-        # Forgotten here, at verdicts (the same on every path), not when a SYN is
-        # looked up: which SYNs are looked up depends on the path (track.light),
-        # and a SYN's stamp may jump. The horizon follows the latest verdict.
-        if at > self._latest:
-            self._latest = at
-        horizon = self._latest - self.remember_ns
-        while judged:  # oldest first
-            oldest = next(iter(judged))
-            if judged[oldest].at >= horizon:
-                break
-            del judged[oldest]
-            self._unhash(oldest)
-        if key in judged:
-            del judged[key]  # moved to the newest end
-        elif len(key[0]) == 4:
+        if key not in judged and len(key[0]) == 4:
             for h in key_hashes(*key):
                 self._hashes[h] = self._hashes.get(h, 0) + 1
         judged[key] = Failure(seq, at, start, dupsyn)
+        self._added += 1
+        heapq.heappush(self._by_age, (at, self._added, key))
+
+    def forget_before(self, horizon: int) -> None:
+        """Forget every failure judged before `horizon`. Called at the clock's ticks
+        (the same packets on every path, and in every worker of -j: not at a SYN's
+        lookup, whose stamp may jump, nor at verdicts, which differ per worker),
+        each failure by its own time."""
+        by_age, judged = self._by_age, self._judged
+        while by_age and by_age[0][0] < horizon:
+            at, _, key = heapq.heappop(by_age)
+            entry = judged.get(key)
+            if entry is not None and entry.at == at:  # else judged again since
+                del judged[key]
+                self._unhash(key)
 
     def _unhash(self, key: tuple[bytes, int, bytes, int]) -> None:
         if len(key[0]) == 4:
@@ -276,6 +277,10 @@ class TcpeekAnalyzer:
         # A timeout; a new SYN breaking this one; the end of the capture; a FIN
         # before the handshake completed: none of them completed it.
         self._judge(sess, TIMEOUT, now)
+
+    def on_tick(self, now: int) -> None:
+        """The clock's tick (Tracker.tick): failures older than -t's memory go."""
+        self._failures.forget_before(now - self._failures.remember_ns)
 
     def on_icmp(self, sess: Session | None, icmp: IcmpError) -> None:
         if not self.icmp or sess is None:

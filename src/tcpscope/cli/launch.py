@@ -70,8 +70,8 @@ def buffer_stderr() -> None:
     lines as they come). What flushes it: the commands after every batch and
     every idle wake-up of a live capture, logging's handler after each message,
     and exit_now()."""
-    stream = sys.stderr
-    if stream is None or stream is not sys.__stderr__:
+    stream = sys.__stderr__
+    if stream is None or sys.stderr is not stream:
         return  # already redirected (tests, an embedding program): theirs
     try:
         if stream.isatty():

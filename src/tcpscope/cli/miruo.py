@@ -156,9 +156,13 @@ class Figures:
 
 
 def run(options: Options, out: TextIO, err: TextIO) -> int:
+    if options.jobs > 1:  # checked before the file is opened (tcpscope.parallel)
+        from tcpscope.parallel import miruo_job
+
+        miruo_job.check(options)
     cap = pipeline.miruo_capture(options)
     metrics: MiruoMetrics | None = None
-    progress = Progress.start(cap, err, not options.no_progress)
+    progress = Progress.start(cap, err, not options.no_progress and options.jobs == 1)
     if progress is not None:  # lines written to its terminal take the bar off first
         out, err = progress.wrap(out), progress.wrap(err)
     try:
@@ -189,6 +193,9 @@ def run(options: Options, out: TextIO, err: TextIO) -> int:
         )
         (err if options.json else out).write(listening)
         out.flush()
+        if options.jobs > 1:
+            cap.close()
+            return miruo_job.run(options, options.jobs, colour, out, err)
         started_wall = runloop.wall_ns()
         figures = Figures(cap, started_wall, shared=options.paths == "shadow")
         if options.paths == "shadow":

@@ -14,7 +14,7 @@ from tcpscope.analyze.http import HttpDpi, parse_dpi_mode
 from tcpscope.cli.manpage import Page, Section
 from tcpscope.cli.options import INT_MAX, number
 from tcpscope.cli.optspec import Command, Layout, Opt
-from tcpscope.cli.shared_opts import METRICS_REQUIRES, PATHS, monitoring, num
+from tcpscope.cli.shared_opts import METRICS_REQUIRES, PATHS, jobs, monitoring, num
 from tcpscope.paths import Mode
 
 
@@ -43,6 +43,7 @@ class Options:
     metrics: str | None = None  # [ADDR:]PORT
     metrics_linger: bool = False
     no_progress: bool = False
+    jobs: int = 1  # -j: worker processes for -f (tcpscope.parallel)
     expression: str = ""
     paths: Mode = "bulk"
     action: str = "run"  # or "help", "version"
@@ -254,6 +255,7 @@ OPTIONS = (
         "error. The schema is in tcpscope's docs/json.md.",
     ),
     *monitoring("-f"),
+    jobs("-f"),
     PATHS,
 )
 

@@ -73,3 +73,30 @@ def monitoring(read: str) -> tuple[Opt, ...]:
             "the output that follows the file.",
         ),
     )
+
+
+def _jobs(text: str, name: str) -> int:
+    if text == "auto":
+        from tcpscope.parallel.jobs import available_cores
+
+        return available_cores()
+    return number(text, name, 1, 1024)
+
+
+def jobs(read: str) -> Opt:
+    """-j/--jobs: worker processes for a capture file (tcpscope.parallel)."""
+    return Opt(
+        "jobs",
+        f"with {read}: N worker processes (auto: one per core). Default 1",
+        short="j",
+        arg="N|auto",
+        dest="jobs",
+        convert=_jobs,
+        man=f"With `{read}`: read the file with <<N>> worker processes, each following the "
+        "sessions whose 4-tuple hash falls in its share, and merge their records into the "
+        "output one process writes, byte for byte (same order, ids and totals). `auto`: one "
+        "per core this process may use. Default 1. The limits (`-L`, `-l`, tcpeek's million "
+        "pending handshakes) are shared out among the workers, and ActiveSegmentMax is the "
+        "sum of the workers' maxima. Not with standard "
+        "input or a pipe, `--metrics`, or `--paths shadow`.",
+    )

@@ -107,10 +107,14 @@ def analysis(
 
 def run(options: Options, out: TextIO, err: TextIO, log: logging.Logger) -> int:
     filters = FilterSet.parse(options.filters)
+    if options.jobs > 1:  # checked before the file is opened (tcpscope.parallel)
+        from tcpscope.parallel import tcpeek_job
+
+        tcpeek_job.check(options)
     cap = pipeline.tcpeek_capture(options)
     server: StatsServer | None = None
     metrics: TcpeekMetrics | None = None
-    progress = Progress.start(cap, err, not options.no_progress)
+    progress = Progress.start(cap, err, not options.no_progress and options.jobs == 1)
     if progress is not None:  # lines written to its terminal take the bar off first
         out, err = progress.wrap(out), progress.wrap(err)
     try:
@@ -160,6 +164,9 @@ def run(options: Options, out: TextIO, err: TextIO, log: logging.Logger) -> int:
         if not options.quiet:
             err.write(tcpeek_text.TABLE_HEADER + "\n")
         err.flush()
+        if options.jobs > 1:
+            cap.close()
+            return tcpeek_job.run(options, local, filters, out, err, log)
         started = runloop.wall_ns()
 
         def publish() -> None:

@@ -14,7 +14,7 @@ from tcpscope.cli.logsetup import parse_level
 from tcpscope.cli.manpage import Page, Section
 from tcpscope.cli.options import INT_MAX
 from tcpscope.cli.optspec import Command, Layout, Opt
-from tcpscope.cli.shared_opts import METRICS_REQUIRES, PATHS, monitoring, num
+from tcpscope.cli.shared_opts import METRICS_REQUIRES, PATHS, jobs, monitoring, num
 from tcpscope.errors import UsageError
 from tcpscope.paths import Mode
 
@@ -43,6 +43,7 @@ class Options:
     metrics: str | None = None  # [ADDR:]PORT
     metrics_linger: bool = False
     no_progress: bool = False
+    jobs: int = 1  # -j: worker processes for -r (tcpscope.parallel)
     filters: tuple[str, ...] = ()
     paths: Mode = "bulk"
     action: str = "run"
@@ -190,6 +191,7 @@ OPTIONS = (
         "the schema is in tcpscope's docs/json.md).",
     ),
     *monitoring("-r"),
+    jobs("-r"),
     Opt("help", "this help", short="h", action="help", man="Print the usage and exit 0."),
     Opt(
         "version",

@@ -10,7 +10,7 @@ per-packet decoder, which stays the reference for what every field means.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import NamedTuple
 
 import numpy as np
@@ -59,6 +59,10 @@ class Columns:
     ports: U64  # sport << 16 | dport
     ipv6: npt.NDArray[np.bool_]  # an IPv6 frame at the link layer: never part of an IPv4 session
     l3: npt.NDArray[np.int64]  # where the IP header starts in each frame
+
+    def take(self, idx: npt.NDArray[np.intp]) -> Columns:
+        """The columns of the packets `idx` only (-j: one worker's; parallel.shard)."""
+        return Columns(*(getattr(self, f.name)[idx] for f in fields(self)))
 
 
 class PlainFields(NamedTuple):

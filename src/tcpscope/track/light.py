@@ -405,15 +405,22 @@ class LightHandshakes:
         self.row_of.insert(self.canon[: self.n], np.arange(self.n, dtype=np.int64))
 
     # ------------------------------------------------------------- a batch
-    def plan(self, cols: Columns, buf: bytes, exact_only: U64) -> Plan:
+    def plan(
+        self, cols: Columns, buf: bytes, exact_only: U64, clock: tuple[I64, int] | None = None
+    ) -> Plan:
         """Follow this batch's packets of light handshakes and start new ones.
 
         `exact_only`: hashes of 4-tuples (either direction) that must take the exact
         path: pending in the tracker, judged lately, or carried by a packet that is
-        not plain. Updates the table; returns what the engine must do, in order.
+        not plain. `clock`: when `cols` is one worker's part of a batch (-j), the
+        latest time of the whole batch at each of its packets, and at the batch's
+        end (the clock ticks on every packet). Updates the table; returns what the
+        engine must do, in order.
         """
         ts = cols.ts
-        latest = int(ts.max())
+        reached, latest = (
+            (np.maximum.accumulate(ts), int(ts.max())) if clock is None else clock
+        )
         timeout = self.timeout_ns
         flags = cols.flags & DECISIVE_FLAGS
         canonical = canonical_key_np(cols.key, cols.rkey)
@@ -487,7 +494,6 @@ class LightHandshakes:
         # of its packets, or after its last one, to its misfit or the batch's end.
         # (Light ones from earlier batches also leave first if the batch as a whole
         # could do that: `leave_first` above.)
-        reached = np.maximum.accumulate(ts)
         ts_in_group = ts[packets]
         before = np.r_[ts_in_group[:1], ts_in_group[:-1]]
         slow = (position > 0) & (position < fitted[group])

@@ -168,6 +168,9 @@ class Tracker:
             getattr(listener, "on_header", None)
         )
         self.held_in_brief = 0  # quiet segments feed_plain settled alone (bench, tests)
+        # An optional hook: the listener hears each tick after its timeouts (tcpeek
+        # forgets old failures on the clock, the same in every -j worker).
+        self._on_tick: Callable[[int], None] | None = getattr(listener, "on_tick", None)
 
     # ------------------------------------------------------------------ packets
     def feed(self, seg: Segment) -> None:
@@ -324,6 +327,13 @@ class Tracker:
         """Destroy sessions idle too long (run about once a second of clock time)."""
         for sess, limit in self.expired(now):
             self.close_expired(sess, limit, now)
+        self.ticked(now)
+
+    def ticked(self, now: int) -> None:
+        """A tick's end, whoever closed its sessions (the engine closes light
+        handshakes with them): the listener's `on_tick`, if it has one."""
+        if self._on_tick is not None:
+            self._on_tick(now)
 
     def expired(self, now: int) -> list[tuple[Session, int]]:
         """The sessions a tick at `now` closes, with the limit each passed, oldest first."""
