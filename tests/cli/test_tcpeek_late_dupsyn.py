@@ -132,3 +132,15 @@ def test_through_a_pipe_the_same(capture: Path) -> None:
     code, out, err = run_through_pipe("tcpeek", [*ARGV, "-r"], capture)
     assert code == 0, err
     assert out == expected and '"type":"dupsyn"' in out
+
+
+@pytest.mark.parametrize("workers", [2, 3])
+def test_under_jobs_the_same(capture: Path, workers: int) -> None:
+    # -j N: a copy's object comes from the worker that follows its 4-tuple, at the
+    # copy's place in the output, and the stats object sums the workers' counts.
+    from tests.support import jobs
+
+    assert not jobs.differences(tcpeek.main, [*ARGV, "-r", str(capture)], workers)
+    _, out, _ = jobs.run(tcpeek.main, ["-j", str(workers), *ARGV, "-r", str(capture)])
+    assert len(objects(out, "dupsyn")) == 4
+    assert objects(out, "stats")[0]["late_dupsyn"] == 4

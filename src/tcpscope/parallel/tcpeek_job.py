@@ -13,14 +13,14 @@ import logging
 from typing import Any, NamedTuple, TextIO
 
 from tcpscope import pipeline
-from tcpscope.analyze.tcpeek import Handshake, LocalAddresses
+from tcpscope.analyze.tcpeek import Handshake, LateDupSyn, LocalAddresses
 from tcpscope.analyze.tcpeek_counters import CountersSnapshot, FilterCounts, Uncounted
 from tcpscope.analyze.tcpeek_filters import FilterSet
 from tcpscope.capture import Capture
 from tcpscope.cli.logsetup import NOTICE
 from tcpscope.cli.tcpeek_spec import Options
 from tcpscope.errors import UsageError
-from tcpscope.output import tcpeek_text
+from tcpscope.output import tcpeek_json, tcpeek_text
 from tcpscope.parallel import jobs as parallel_jobs
 from tcpscope.parallel.protocol import NO_ID, Out
 from tcpscope.parallel.shard import Shard
@@ -43,6 +43,7 @@ class Totals(NamedTuple):
     counters: CountersSnapshot
     bad_checksums: int
     dropped: int  # handshakes not followed: over its share of the pending limit
+    late_dupsyns: int  # SYNs sent again after their handshake's failure verdict
     first_ts: int | None
     now: int
 
@@ -72,6 +73,8 @@ class TcpeekWork:
             options, local, filters, cap.linktype, paths, self.report if wanted else None
         )
         parts.tracker.config = dataclasses.replace(parts.tracker.config, session_limit=pending)
+        if options.json and self.reporter is not None:
+            parts.analyzer.emit_late = self.late
         self.parts = parts
         self.engine = parts.engine
 
@@ -83,6 +86,19 @@ class TcpeekWork:
         sink.add(
             Out(
                 sink.shard.position(), sink.tie(hs.start, key), sink.shard.worker, NO_ID,
+                self.out.take(), self.err.take(),
+            )
+        )  # fmt: skip
+
+    def late(self, late: LateDupSyn) -> None:
+        """A late DUP SYN's JSON object, at the packet that carried the copy."""
+        assert self.reporter is not None
+        self.reporter.late(late)
+        sink = self.sink
+        key = (late.client, late.client_port, late.server, late.server_port)
+        sink.add(
+            Out(
+                sink.shard.position(), sink.tie(late.start, key), sink.shard.worker, NO_ID,
                 self.out.take(), self.err.take(),
             )
         )  # fmt: skip
@@ -105,6 +121,7 @@ class TcpeekWork:
             counters.snapshot(),
             self.engine.bad_checksums,
             parts.tracker.stats.dropped_sessions,
+            parts.analyzer.late_dupsyns,
             self.engine.first_ts,
             now,
         )
@@ -130,8 +147,9 @@ class TcpeekWriter:
 
     ids = False
 
-    def __init__(self, options: Options, err: TextIO, log: logging.Logger) -> None:
+    def __init__(self, options: Options, out: TextIO, err: TextIO, log: logging.Logger) -> None:
         self.options = options
+        self.out = out
         self.err = err
         self.log = log
 
@@ -165,6 +183,10 @@ class TcpeekWriter:
             )
             + "\n"
         )  # fmt: skip
+        if self.options.json:  # the summary's numbers, last, as one process writes them
+            late = sum(t.late_dupsyns for t in totals)
+            self.out.write(tcpeek_json.dumps(tcpeek_json.stats_object(snapshot, first, now, late)))
+            self.out.write("\n")
 
 
 def check(options: Options) -> None:
@@ -206,5 +228,5 @@ def run(
 
         return make
 
-    writer = TcpeekWriter(options, err, log)
+    writer = TcpeekWriter(options, out, err, log)
     return parallel_jobs.run(PROG, jobs, open_capture, make_work, writer, out, err, READ_BATCH)
