@@ -43,7 +43,8 @@ def run(name: str, argv: list[str] | None = None) -> int:
     # While the command's modules load, a signal is only noted: raised inside an
     # extension module's import (numpy) it would turn into an ImportError.
     previous = {s: signal.signal(s, record) for s in signals}
-    buffer_stderr()
+    if name != "tcpeekstat":  # a client: its few lines go out as they come
+        buffer_stderr()
     try:
         module = importlib.import_module(f"tcpscope.cli.{name}")
         if pending:

@@ -193,6 +193,7 @@ def run(options: Options, out: TextIO, err: TextIO) -> int:
         )
         (err if options.json else out).write(listening)
         out.flush()
+        err.flush()
         if options.jobs > 1:
             cap.close()
             return miruo_job.run(options, options.jobs, colour, out, err)
@@ -221,6 +222,7 @@ def run(options: Options, out: TextIO, err: TextIO) -> int:
         def after_batch(now: int) -> None:
             if cap.live:
                 out.flush()
+                err.flush()  # a file or a pipe buffers it (cli.launch.buffer_stderr)
             if metrics is not None:
                 metrics.publish(first_engine, cap, analyses[0][0].tracker)
             if progress is not None:
