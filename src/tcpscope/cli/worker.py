@@ -19,8 +19,10 @@ and it is killed if the parent dies (PR_SET_PDEATHSIG).
 
 from __future__ import annotations
 
+import collections
 import ctypes
 import dataclasses
+import gc
 import io
 import os
 import signal
@@ -49,7 +51,8 @@ from tcpscope.output.miruo_stats import MiruoStatsView
 
 STOP = (signal.SIGUSR1,)  # what a worker obeys (runloop.StopFlag, finish_unless_stopped)
 REPORT_EVERY_S = 0.2
-WAIT_POLL_S = 0.05  # while waiting for the parent: read and discard this often
+WAIT_POLL_S = 0.05  # while waiting for the parent: read the capture this often
+KEEP_BYTES = 32 << 20  # what is read while waiting for "go" and kept for after it
 _PR_SET_PDEATHSIG = 1
 Lock = Any  # a multiprocessing lock (its type is not public)
 
@@ -175,8 +178,17 @@ class Link:
         self._next = now + REPORT_EVERY_S
         return True
 
-    def wait(self, kind: str, cap: Capture, stop: runloop.StopFlag) -> Any:
-        """The parent's next message (of `kind`), reading and discarding packets meanwhile."""
+    def wait(
+        self,
+        kind: str,
+        cap: Capture,
+        stop: runloop.StopFlag,
+        keep: collections.deque[RawBatch] | None = None,
+    ) -> Any:
+        """The parent's next message (of `kind`). Meanwhile the capture is read, so
+        its buffer does not fill: the batches are kept in `keep` (the newest
+        KEEP_BYTES of them: the start may fall among them), else discarded."""
+        held = 0
         while not stop.requested:
             if self.conn.poll(WAIT_POLL_S):
                 got, value = self.conn.recv()
@@ -184,7 +196,11 @@ class Link:
                     raise TcpscopeError(f"worker: {got!r} from the parent, {kind!r} expected")
                 return value
             while (batch := cap.read_raw(4096)) is not None and len(batch):
-                pass
+                if keep is not None:
+                    keep.append(batch)
+                    held += len(batch.buf)
+                    while held > KEEP_BYTES:
+                        held -= len(keep.popleft().buf)
         raise Stopped
 
 
@@ -212,12 +228,19 @@ def _start(
     link: Link,
     stop: runloop.StopFlag,
     after_join: Callable[[], None],
-) -> int:
-    """Join the group, say ready, wait for the parent's start time; the start time."""
+) -> tuple[int, list[RawBatch]]:
+    """Join the group, say ready, wait for the parent's start time: it, and the
+    batches read since joining (some may come after the start)."""
     group = _join(spec, cap, link, stop)
     after_join()
+    # A forked process shares its parent's memory until it writes to it; a full
+    # collection touches every object now, so the copying is paid before the start
+    # rather than by the first packets.
+    gc.collect()
     link.send("ready", Ready(cap.name, cap.linktype, cap.snaplen, group, os.getpid()))
-    return int(link.wait("go", cap, stop))
+    early: collections.deque[RawBatch] = collections.deque()
+    start = int(link.wait("go", cap, stop, early))
+    return start, list(early)
 
 
 # ----------------------------------------------------------------- miruo
@@ -268,13 +291,13 @@ def run_miruo(spec: WorkerSpec, link: Link, lock: Lock, ids: Any) -> None:
         try:
             if o.expression:
                 cap.set_filter(o.expression)
-            start = _start(spec, cap, link, stop, lambda: None)
-            pcap = Pcap(cap)
-            one = WorkerMiruo(spec, lock, ids)
+            one = WorkerMiruo(spec, lock, ids)  # all set up before "ready", as one process is
             engine = one.engine(cap.linktype, pipeline.miruo_paths(o))
             tally = MiruoTally() if o.metrics is not None else None
             if tally is not None:
                 one.tracker.listener = CloseTap(one.tracker.listener, tally.on_close)
+            start, early = _start(spec, cap, link, stop, lambda: None)
+            pcap = Pcap(cap)
             whole, recent = CpuMeter(start), CpuMeter(start)
 
             def report(now: int, final: bool, cut_short: bool = False) -> Report:
@@ -301,6 +324,8 @@ def run_miruo(spec: WorkerSpec, link: Link, lock: Lock, ids: Any) -> None:
                     link.send("report", report(now, False))
 
             gate = Gate(engine, start)
+            for batch in early:
+                gate.feed_batch(batch)
             now = runloop.run(
                 cap, gate, stop, after_batch, pipeline.MIRUO_TIMEOUT_MS / 1000, runloop.BATCH
             )
@@ -329,8 +354,6 @@ def run_tcpeek(spec: WorkerSpec, link: Link, lock: Lock, ids: Any) -> None:
                     drop_privileges(*spec.user)
                     die_with_parent()  # a change of user clears it
 
-            start = _start(spec, cap, link, stop, after_join)
-            pcap = Pcap(cap)
             out = SharedOut(1, lock, spec.encoding, spec.errors)
             err = SharedOut(2, lock, spec.encoding, spec.errors)
             reporter = Reporter(o, out, err) if o.json or not o.quiet else None
@@ -348,6 +371,8 @@ def run_tcpeek(spec: WorkerSpec, link: Link, lock: Lock, ids: Any) -> None:
 
                 parts.analyzer.emit = both
             engine, tracker, counters = parts.engine, parts.tracker, parts.counters
+            start, early = _start(spec, cap, link, stop, after_join)  # all set up before it
+            pcap = Pcap(cap)
 
             def flush() -> None:
                 if out.tell() or err.tell():
@@ -384,6 +409,8 @@ def run_tcpeek(spec: WorkerSpec, link: Link, lock: Lock, ids: Any) -> None:
                     link.send("report", report())
 
             gate = Gate(engine, start)
+            for batch in early:
+                gate.feed_batch(batch)
             now = runloop.run(
                 cap, gate, stop, after_batch, pipeline.TCPEEK_TIMEOUT_MS / 1000, TCPEEK_BATCH
             )

@@ -337,6 +337,8 @@ def run_miruo(options: miruo_spec.Options, out: TextIO, err: TextIO) -> int:
                 return run.exit_code
             if options.metrics is not None:
                 metrics = MiruoMetrics(options.metrics)
+            # the start, before the line that says capture is on: what comes after counts
+            started = runloop.wall_ns()
             name, description = linktype_name(ready.linktype)
             (err if options.json else out).write(
                 f"listening on {ready.name}, link-type {name} ({description}), "
@@ -344,7 +346,6 @@ def run_miruo(options: miruo_spec.Options, out: TextIO, err: TextIO) -> int:
             )
             out.flush()
             err.flush()
-            started = runloop.wall_ns()
             for m in pool.members:
                 m.send("go", started)
             interval = options.stat_interval * 1_000_000_000
@@ -421,6 +422,7 @@ def run_tcpeek(options: tcpeek_spec.Options, out: TextIO, err: TextIO, log: logg
             if user is not None:
                 drop_privileges(user[0], user[1], user[2], user[3])
                 log.info("running as %s (uid %d)", user[3], user[0])
+            started = runloop.wall_ns()  # before the line that says capture is on
             name, description = linktype_name(ready.linktype)
             err.write(
                 tcpeek_text.listening_line(
@@ -431,7 +433,6 @@ def run_tcpeek(options: tcpeek_spec.Options, out: TextIO, err: TextIO, log: logg
             if not options.quiet:
                 err.write(tcpeek_text.TABLE_HEADER + "\n")
             err.flush()
-            started = runloop.wall_ns()
             for m in pool.members:
                 m.send("go", started)
 
