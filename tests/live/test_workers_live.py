@@ -33,7 +33,6 @@ from tests.live.tcpeek_helpers import (
     ask,
     finish_attempts,
     job,
-    parse_rows,
     parse_summary,
     start_attempts,
     stats_document,
@@ -140,15 +139,12 @@ def test_tcpeek_two_workers_merge_verdicts_and_sum_every_counter(lab: Lab, tmp_p
     want = {client_key(lab, a): verdict_of[a["result"]] for a in attempts}
     try:
         tcpeek.wait_verdicts(set(want), timeout=TIMEOUT_S + 15)
-    except AssertionError as exc:
-        rows = {(r.client, r.client_port) for r in parse_rows(tcpeek.stderr)}
-        js = {(v["client"], v["client_port"]) for v in tcpeek.verdicts}
+    except AssertionError as exc:  # say what was lost and whether the kernel dropped it
         tcpeek.interrupt()
-        raise AssertionError(
-            f"{parse_summary(tcpeek.stderr)} {worker_lines(tcpeek.stderr)}\n{str(exc)[:300]}\nrows {len(rows)} json {len(js)} want {len(want)} "
-            f"missing {[(k, want[k]) for k in want if k not in js]} other {tcpeek.other_stdout[:3]}"
-            f"\n{tcpeek.stderr[-800:]}"
-        ) from None
+        missing = [(k, want[k]) for k in want if k not in {
+            (v["client"], v["client_port"]) for v in tcpeek.verdicts}]  # fmt: skip
+        pcap = parse_summary(tcpeek.stderr).pcap
+        raise AssertionError(f"{str(exc)[:200]}: {missing} pcap {pcap}") from None
 
     verdicts = tcpeek.verdicts
     seen = Counter((v["client"], v["client_port"]) for v in verdicts)
