@@ -263,17 +263,20 @@ class WorkerMiruo(Miruo):
     def emit(self, rec: Record) -> None:
         sess = rec.session
         local = sess.id
+        out = self.shared[0]
         with self.lock:
             number = self.numbers.get(local)
+            new = number is None
             if number is None:
-                self.ids.value += 1
-                number = self.numbers[local] = self.ids.value
+                number = self.ids.value + 1
             sess.id = number  # rendered under the output's number, then given back
             try:
                 super().emit(rec)
             finally:
                 sess.id = local
-            self.shared[0].flush_held()
+            if new and out.tell():  # a number is taken only by a record written (-qq)
+                self.ids.value = self.numbers[local] = number
+            out.flush_held()
         if isinstance(rec, (ShownSession, LiveClose)):
             self.numbers.pop(local, None)
 

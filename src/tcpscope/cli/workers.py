@@ -279,8 +279,8 @@ class Run:
                 if forwarded == 2:
                     kill_at = time.monotonic() + KILL_AFTER_S
             if kill_at is not None and time.monotonic() > kill_at:
-                self.pool.signal(signal.SIGKILL)
-                break
+                self.pool.signal(signal.SIGKILL)  # asked twice: their last reports will do
+                return failure
             publish(False)
         self.pool.poll(0)
         if failure is None:
