@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import re
 import signal
 import subprocess
@@ -300,3 +301,28 @@ def test_second_sigint_stops_at_once_with_one_summary(lab: Lab, tmp_path: Path) 
     assert tcpeek.stderr.count("TCPEEK SUMMARY") == 1
     check_gone(tcpeek.stderr, shared=False)
     assert json.dumps(parse_summary(tcpeek.stderr).pcap)  # a whole summary
+
+
+def test_every_process_runs_as_the_user_and_obeys_the_parent(
+    lab: Lab, tmp_path: Path
+) -> None:
+    lab.start_server([OPEN], mode="echo")
+    tmp_path.chmod(0o755)
+    proc = lab.popen(
+        lab.client_ns, sys.executable, "-m", "tcpscope", "tcpeek", "-i", lab.client_if,
+        "--workers", "2", "-u", "nobody", "-U", tmp_path / "n.sock", "--json",
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    tcpeek = TcpeekProcess(proc)
+    tcpeek.wait_listening()
+    nobody = str(pwd.getpwnam("nobody").pw_uid)
+    for pid in [tcpeek.pid, *_children(tcpeek.pid)]:
+        uid_line = next(line for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+                        if line.startswith("Uid:"))  # fmt: skip
+        assert uid_line.split()[1:] == [nobody] * 4, (pid, uid_line)
+    jobs = [job(lab.server4, OPEN), job(lab.server6, OPEN)]
+    attempts = finish_attempts(start_attempts(lab, jobs))
+    tcpeek.wait_verdicts({client_key(lab, a) for a in attempts}, timeout=10)
+    assert tcpeek.interrupt() == 0, tcpeek.stderr  # SIGUSR1 from a nobody to nobodies
+    assert parse_summary(tcpeek.stderr).filters["TX"]["success"] == 2
+    check_gone(tcpeek.stderr)
