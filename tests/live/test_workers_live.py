@@ -326,3 +326,40 @@ def test_every_process_runs_as_the_user_and_obeys_the_parent(
     assert tcpeek.interrupt() == 0, tcpeek.stderr  # SIGUSR1 from a nobody to nobodies
     assert parse_summary(tcpeek.stderr).filters["TX"]["success"] == 2
     check_gone(tcpeek.stderr)
+
+
+def _ipv4_datagrams(frames: list[tuple[int, bytes]]) -> list[tuple[int, bool]]:
+    """(IP total length, is a fragment) of each IPv4 UDP frame."""
+    out = []
+    for _, frame in frames:
+        if frame[12:14] == b"\x08\x00" and frame[23] == 17:
+            flags_offset = int.from_bytes(frame[20:22], "big")
+            out.append((int.from_bytes(frame[16:18], "big"), bool(flags_offset & 0x3FFF)))
+    return out
+
+
+def test_fanout_defrag_hands_over_ipv4_fragments_reassembled(lab: Lab) -> None:
+    """What README says of fragments under --workers: a plain socket sees the
+    fragments, a fan-out member (PACKET_FANOUT_FLAG_DEFRAG) the whole datagram."""
+    with lab.inside(lab.client_ns):
+        plain = open_live(lab.client_if, 65535, False, 10)
+        member = open_live(lab.client_if, 65535, False, 10)
+    try:
+        fanout.join(member)
+        code = (
+            "import socket,sys; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); "
+            "s.sendto(b'x' * 4000, (sys.argv[1], 9))"
+        )
+        lab.run(lab.client_ns, sys.executable, "-c", code, lab.server4)
+        time.sleep(0.3)
+        seen = {}
+        for name, cap in (("plain", plain), ("member", member)):
+            frames: list[tuple[int, bytes]] = []
+            while cap.wait(0.2) and (batch := cap.read()):
+                frames.extend(batch)
+            seen[name] = _ipv4_datagrams(frames)
+    finally:
+        plain.close()
+        member.close()
+    assert len(seen["plain"]) == 3 and all(frag for _, frag in seen["plain"]), seen
+    assert seen["member"] == [(4000 + 8 + 20, False)], seen
