@@ -363,3 +363,16 @@ def test_fanout_defrag_hands_over_ipv4_fragments_reassembled(lab: Lab) -> None:
         member.close()
     assert len(seen["plain"]) == 3 and all(frag for _, frag in seen["plain"]), seen
     assert seen["member"] == [(4000 + 8 + 20, False)], seen
+
+
+def test_sigterm_stops_every_worker_with_one_statistics_block(lab: Lab) -> None:
+    lab.start_server([OPEN], mode="echo")
+    run = MiruoRun(lab, "--workers", "2", "--all", "-C0")
+    lab.connect(lab.server4, OPEN, count=3, send="hi", recv=2)
+    run.wait_stdout(r"^\d{4} ", timeout=10, count=3)
+    run.proc.send_signal(signal.SIGTERM)
+    assert run.proc.wait(10) == 0
+    run.err.join(5)
+    stderr = "\n".join(run.err.snapshot())
+    assert stderr.count("Session Statistics") == 1, stderr
+    check_gone(stderr)
