@@ -44,9 +44,6 @@ from tests.support.scrape import free_port, get, samples, value
 
 OPEN, CLOSED, BLACKHOLE = 80, 81, 8443
 TIMEOUT_S = 2  # tcpeek -t
-# tcpeek's 1 ms read timeout retires a TPACKET_V3 block of 256 KB that often: at the
-# default 2 MB (8 blocks) a worker not scheduled for ~10 jiffies drops. CI shares
-# two cores with the clients; each worker gets 8 MB (README, --workers).
 BLACKHOLE_RULES = f"""
 table inet workers_live {{
   chain input {{
@@ -123,7 +120,7 @@ def test_tcpeek_two_workers_merge_verdicts_and_sum_every_counter(lab: Lab, tmp_p
     port = free_port()
     proc = lab.popen(
         lab.client_ns, sys.executable, "-m", "tcpscope", "tcpeek", "-i", lab.client_if,
-        "--workers", "2", "-t", TIMEOUT_S, "-B", 8, "-U", sock, "--json",
+        "--workers", "2", "-t", TIMEOUT_S, "-U", sock, "--json",
         "--metrics", f"127.0.0.1:{port}", f"web:TX@*:{OPEN}",
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
@@ -325,7 +322,7 @@ def test_every_process_runs_as_the_user_and_obeys_the_parent(
     tcpeek.wait_verdicts({client_key(lab, a) for a in attempts}, timeout=10)
     assert tcpeek.interrupt() == 0, tcpeek.stderr  # SIGUSR1 from a nobody to nobodies
     assert parse_summary(tcpeek.stderr).filters["TX"]["success"] == 2
-    check_gone(tcpeek.stderr)
+    check_gone(tcpeek.stderr, shared=False)  # two flows may well hash to one worker
 
 
 def _ipv4_datagrams(frames: list[tuple[int, bytes]]) -> list[tuple[int, bool]]:
@@ -375,4 +372,4 @@ def test_sigterm_stops_every_worker_with_one_statistics_block(lab: Lab) -> None:
     run.err.join(5)
     stderr = "\n".join(run.err.snapshot())
     assert stderr.count("Session Statistics") == 1, stderr
-    check_gone(stderr)
+    check_gone(stderr, shared=False)  # three flows: all on one worker 1 time in 4
