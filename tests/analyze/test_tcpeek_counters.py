@@ -162,3 +162,41 @@ def test_concurrent_refreshes_share_no_base() -> None:
     for t in threads:
         t.join()
     assert sum(results) + c.delta_since_last_refresh().get("RX").success == 2000
+
+
+def test_summed_snapshots_add_up_filter_by_filter() -> None:
+    from tcpscope.analyze.tcpeek_counters import Uncounted, summed
+
+    a, b = Counters(["RX", "TX", "web"]), Counters(["RX", "TX", "web"])
+    a.record(["TX", "web"], "success", 1, 0)
+    a.record(["TX"], "reject", 0, 0, times=2)
+    b.record(["TX", "web"], "success", 0, 1)
+    b.record(["TX"], "timeout", 0, 0)
+    b.record(["RX"], "unreach", 0, 0)
+    a.set_pcap_stats(10, 1, 0)
+    b.set_pcap_stats(7, 2, 3)
+    a.set_uncounted(1, 0)
+    b.set_uncounted(2, 5)
+    got = summed([a.snapshot(), b.snapshot()])
+    assert [name for name, _ in got.filters] == ["RX", "TX", "web"]
+    assert got.get("TX") == FilterCounts(success=2, dupsyn=1, dupsynack=1, timeout=1, reject=2)
+    assert got.get("web") == FilterCounts(success=2, dupsyn=1, dupsynack=1)
+    assert got.get("RX") == FilterCounts(unreach=1)
+    assert got.pcap == PcapStats(17, 3, 3)
+    assert got.uncounted == Uncounted(3, 5)
+    assert summed([Counters(["RX"]).snapshot()]).pcap is None  # none known: none said
+
+
+def test_adopted_snapshot_is_what_readers_and_refresh_see() -> None:
+    from tcpscope.analyze.tcpeek_counters import summed
+
+    worker = Counters(["RX", "TX"])
+    worker.record(["TX"], "success", 0, 0, times=3)
+    totals = Counters(["RX", "TX"])
+    totals.adopt(summed([worker.snapshot()]))
+    assert totals.published.get("TX").success == 3
+    assert totals.delta_since_last_refresh().get("TX").success == 3
+    worker.record(["TX"], "reject", 0, 0)
+    totals.adopt(summed([worker.snapshot()]))
+    delta = totals.delta_since_last_refresh().get("TX")
+    assert (delta.success, delta.reject) == (0, 1)

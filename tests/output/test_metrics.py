@@ -20,6 +20,8 @@ from tcpscope.output.metrics import (
     bucket_index,
     handshake_rtt,
     label_value,
+    summed_miruo,
+    summed_tcpeek,
     unreach_code,
 )
 from tcpscope.track.session import HS_ACK, HS_SYNACK, Session
@@ -188,3 +190,54 @@ def test_miruo_counts_sessions_at_close() -> None:
     assert value(got, "miruo_handshake_rtt_seconds_bucket", le="0.0015") == 0
     assert value(got, "miruo_handshake_rtt_seconds_bucket", le="0.004") == 2
     assert value(got, "miruo_capture_packets_total") == 7
+
+
+# --workers: the parent serves the sum of its workers' tallies.
+
+
+def test_summed_tcpeek_tallies_equal_one_tally_of_everything() -> None:
+    handshakes = [
+        hs("success", ("TX", "web"), rtt_ms=2),
+        hs("success", ("TX",), rtt_ms=300, dupsyn=1),
+        hs("reject"),
+        hs("timeout", dupsyn=2),
+        hs("unreach", icmp=(3, 3)),
+        hs("success", ("RX",), rtt_ms=1, direction="RX", dupsynack=1),
+    ]
+    series = [("RX", "RX"), ("TX", "TX"), ("web", "TX")]
+    whole, parts = TcpeekTally(series), [TcpeekTally(series), TcpeekTally(series)]
+    for i, h in enumerate(handshakes):
+        whole(h)
+        parts[i % 2](h)
+    want = whole.publish(CaptureNumbers(10, 2, 1, (1, 2, 3)), pending=7, not_followed=4)
+    snaps = [
+        parts[0].publish(CaptureNumbers(6, 2, 0, (1, 0, 3)), pending=3, not_followed=1),
+        parts[1].publish(CaptureNumbers(4, 0, 1, (0, 2, 0)), pending=4, not_followed=3),
+    ]
+    got = summed_tcpeek(snaps)
+    assert [s.filter for s in got.series] == ["RX", "TX", "web"]
+    assert got.series == want.series
+    assert (got.pending, got.not_followed, got.capture) == (7, 4, want.capture)
+
+
+def test_summed_miruo_tallies_equal_one_tally_of_everything() -> None:
+    whole, parts = MiruoTally(), [MiruoTally(), MiruoTally()]
+    closes = []
+    ok = session(0, 2)
+    closes.append((ok, CLOSE_FIN))
+    reset = session(0, 5)
+    reset.reasons = R_RST | R_RETRANSMIT
+    reset.rst_from, reset.rst_during_close, reset.retransmits = 0, False, 3
+    closes.append((reset, CLOSE_RST))
+    lost = session(0, None)
+    lost.syn_dups = 1
+    closes.append((lost, CLOSE_TIMEOUT))
+    for i, (sess, how) in enumerate(closes):
+        whole.on_close(sess, how, 0)
+        parts[i % 2].on_close(sess, how, 0)
+    want = whole.publish(CaptureNumbers(9, 1, 0, (0, 1, 0)), 5, 2, 3)
+    got = summed_miruo([
+        parts[0].publish(CaptureNumbers(5, 1, 0, (0, 0, 0)), 2, 2, 0),
+        parts[1].publish(CaptureNumbers(4, 0, 0, (0, 1, 0)), 3, 0, 3),
+    ])  # fmt: skip
+    assert got == want

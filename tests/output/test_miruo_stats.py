@@ -77,3 +77,21 @@ def test_hms() -> None:
     assert hms(0) == "00:00:00"
     assert hms(86399) == "23:59:59"
     assert hms(100 * 3600) == "100:00:00"
+
+
+def test_summed_views_add_counts_and_keep_settings() -> None:
+    from tcpscope.output.miruo_stats import summed_views
+
+    one = view(total_sessions=3, lookup=2, rst=1, active_sessions_max=2, session_limit=512,
+               cpu_percent=10.5, vsz_kb=100, recv=40, drop=1, long_connect_ms=3000,
+               analysis={"retransmissions": {"c2s": 1, "s2c": 0}, "dup_acks": 2})  # fmt: skip
+    two = view(total_sessions=4, lookup=1, rst=0, active_sessions_max=3, session_limit=512,
+               cpu_percent=5.0, vsz_kb=200, recv=60, drop=0, long_connect_ms=3000,
+               analysis={"retransmissions": {"c2s": 2, "s2c": 5}, "dup_acks": 0})  # fmt: skip
+    got = summed_views([one, two], capture_seconds=9)
+    assert (got.total_sessions, got.lookup, got.rst) == (7, 3, 1)
+    assert got.active_sessions_max == 5  # each worker's maximum, summed: an upper bound
+    assert got.session_limit == 1024  # each worker had its share of -L
+    assert (got.cpu_percent, got.vsz_kb, got.recv, got.drop) == (15.5, 300, 100, 1)
+    assert (got.long_connect_ms, got.retransmit_ms, got.capture_seconds) == (3000, 1000, 9)
+    assert got.analysis == {"retransmissions": {"c2s": 3, "s2c": 5}, "dup_acks": 2}

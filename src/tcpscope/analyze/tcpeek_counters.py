@@ -103,6 +103,32 @@ class CountersSnapshot:
         )
 
 
+def summed(snapshots: Sequence[CountersSnapshot]) -> CountersSnapshot:
+    """Several capture processes' snapshots as one (--workers): every count summed,
+    filters in the first one's order; pcap statistics summed (each process has its
+    own socket and its own drops), None if none had any."""
+    rows: dict[str, list[int]] = {}
+    pcap = [0, 0, 0]
+    have_pcap = False
+    not_local = over_limit = 0
+    for snap in snapshots:
+        for name, c in snap.filters:
+            row = rows.setdefault(name, [0] * 6)
+            counts = (c.success, c.dupsyn, c.dupsynack, c.timeout, c.reject, c.unreach)
+            for i, n in enumerate(counts):
+                row[i] += n
+        if snap.pcap is not None:
+            have_pcap = True
+            pcap = [pcap[0] + snap.pcap.recv, pcap[1] + snap.pcap.drop, pcap[2] + snap.pcap.ifdrop]
+        not_local += snap.uncounted.not_local
+        over_limit += snap.uncounted.over_limit
+    return CountersSnapshot(
+        tuple((name, FilterCounts(*row)) for name, row in rows.items()),
+        PcapStats(*pcap) if have_pcap else None,
+        Uncounted(not_local, over_limit),
+    )
+
+
 class Counters:
     """Live counters for the named filters (in order), owned by the capture thread."""
 
@@ -167,6 +193,10 @@ class Counters:
         snap = self.snapshot()
         self._published = snap
         return snap
+
+    def adopt(self, snap: CountersSnapshot) -> None:
+        """Publish numbers counted elsewhere: a --workers parent's sum of its workers'."""
+        self._published = snap
 
     @property
     def published(self) -> CountersSnapshot:

@@ -232,6 +232,20 @@ class Capture:
             raise CaptureError(_named(self.name, str(exc))) from None
         return CaptureStats(int(recv), int(drop), int(ifdrop))
 
+    def set_fanout(self, group: int, type_flags: int) -> None:
+        """Linux, live: join this handle's socket to the PACKET_FANOUT group `group`
+        (pcapy-ng's set_fanout, a setsockopt on the activated socket; capture.fanout)."""
+        try:
+            self._open_reader().set_fanout(group, type_flags)
+        except pcapy.PcapError as exc:
+            reason = exc.args[-1] if exc.args else str(exc)
+            message = f"cannot join a fan-out group: {reason}"
+            raise CaptureError(_named(self.name, message)) from None
+
+    def fileno(self) -> int:
+        """A live handle's socket (-1 for files)."""
+        return self._fd
+
     def file_position(self) -> tuple[int, int] | None:
         """Reading a regular file: (bytes libpcap has read, the file's size), for a
         progress bar; None live or from a pipe. libpcap reads ahead a buffer's worth."""

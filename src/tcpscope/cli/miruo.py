@@ -156,6 +156,10 @@ class Figures:
 
 
 def run(options: Options, out: TextIO, err: TextIO) -> int:
+    if options.workers > 1:  # N capture processes (imported here: it imports this module)
+        from tcpscope.cli import workers
+
+        return workers.run_miruo(options, out, err)
     if options.jobs > 1:  # checked before the file is opened (tcpscope.parallel)
         from tcpscope.parallel import miruo_job
 

@@ -14,7 +14,7 @@ from tcpscope.analyze.http import HttpDpi, parse_dpi_mode
 from tcpscope.cli.manpage import Page, Section
 from tcpscope.cli.options import INT_MAX, number
 from tcpscope.cli.optspec import Command, Layout, Opt
-from tcpscope.cli.shared_opts import METRICS_REQUIRES, PATHS, jobs, monitoring, num
+from tcpscope.cli.shared_opts import METRICS_REQUIRES, PATHS, jobs, monitoring, num, workers
 from tcpscope.paths import Mode
 
 
@@ -41,6 +41,7 @@ class Options:
     live: bool = False
     json: bool = False
     metrics: str | None = None  # [ADDR:]PORT
+    workers: int = 1  # --workers: capture processes (cli.workers)
     metrics_linger: bool = False
     no_progress: bool = False
     jobs: int = 1  # -j: worker processes for -f (tcpscope.parallel)
@@ -256,6 +257,7 @@ OPTIONS = (
     ),
     *monitoring("-f"),
     jobs("-f"),
+    workers("-i"),
     PATHS,
 )
 
@@ -265,7 +267,7 @@ COMMAND = Command(
     layout=Layout(indent=4, sep=", ", column=35),
     head="usage: miruo [option] [expression]\n\n  option\n",
     tail="\n  expression: a tcpdump filter expression\n",
-    exclusive=(("interface", "file"),),
+    exclusive=(("interface", "file"), ("workers", "file")),
     requires=METRICS_REQUIRES,
 )
 

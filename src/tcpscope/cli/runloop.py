@@ -32,14 +32,17 @@ STREAM_BATCH = 1
 # waiting this long makes batches large at high rates, for at most this latency.
 GATHER_S = 0.02
 GC_THRESHOLD = 100_000  # allocations between young-generation collections (default 700)
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class StopFlag:
     """Set by SIGINT/SIGTERM; the loop checks it between batches. Also says why a
     file ended early: `damage`, a damaged last record (reported by the command
-    after the loop, which then finishes as at the end of the file)."""
+    after the loop, which then finishes as at the end of the file). `signals`: the
+    ones it takes (a --workers capture process obeys its parent's SIGUSR1 only)."""
 
-    def __init__(self) -> None:
+    def __init__(self, signals: tuple[int, ...] = STOP_SIGNALS) -> None:
+        self.signals = signals
         self.requested = False
         self.signal: int | None = None
         self.damage: DamagedCapture | None = None
@@ -50,7 +53,7 @@ class StopFlag:
         self.signal = signum
 
     def __enter__(self) -> StopFlag:
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        for signum in self.signals:
             self._previous[signum] = signal.signal(signum, self._handler)
         return self
 
@@ -79,11 +82,13 @@ def _cut_short(signum: int, frame: FrameType | None) -> None:
     raise _CutShort
 
 
-def finish_unless_stopped(finish: Callable[[], None]) -> bool:
+def finish_unless_stopped(
+    finish: Callable[[], None], signals: tuple[int, ...] = STOP_SIGNALS
+) -> bool:
     """Run `finish` (the end-of-capture reports: a SYN flood may leave a million
     pending handshakes to write out); a stop signal meanwhile cuts it short at
     once. True when it was cut short. The caller then still prints its summary."""
-    previous = {s: signal.signal(s, _cut_short) for s in (signal.SIGINT, signal.SIGTERM)}
+    previous = {s: signal.signal(s, _cut_short) for s in signals}
     try:
         finish()
         return False

@@ -4,10 +4,12 @@ converter their tables share."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from tcpscope.cli.options import number
 from tcpscope.cli.optspec import Opt
+from tcpscope.errors import UsageError
 from tcpscope.paths import Mode, parse_mode
 
 
@@ -99,4 +101,40 @@ def jobs(read: str) -> Opt:
         "pending handshakes) are shared out among the workers, and ActiveSegmentMax is the "
         "sum of the workers' maxima. Not with standard "
         "input or a pipe, `--metrics`, or `--paths shadow`.",
+    )
+
+
+# --workers: more capture processes than this is no gain on any host we know (each
+# is a whole Python process), and the kernel's fan-out group takes 256 at most.
+MAX_WORKERS = 64
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def _workers(text: str, name: str) -> int:
+    if text == "auto":
+        return min(available_cores(), MAX_WORKERS)
+    if not text.isdigit():
+        raise UsageError(f"option {name}: '{text[:40]}' is not a number or 'auto'")
+    return number(text, name, 1, MAX_WORKERS)
+
+
+def workers(device: str) -> Opt:
+    """--workers N|auto for live capture; `device` names the command's -i option."""
+    return Opt(
+        "workers",
+        f"capture processes on {device} (PACKET_FANOUT), or auto (default: 1)",
+        arg="N",
+        dest="workers",
+        convert=_workers,
+        man=f"Capture on the `{device}` device with N processes (1 to 64; `auto`: one per "
+        "core available), joined in one Linux PACKET_FANOUT group that hands both "
+        "directions of each TCP connection to the same process. Their records are "
+        "merged into one output, line by line in the order they come; their counters are "
+        "summed. Default 1: one process, as without the option. Not for capture files.",
     )

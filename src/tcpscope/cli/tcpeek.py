@@ -106,6 +106,10 @@ def analysis(
 
 
 def run(options: Options, out: TextIO, err: TextIO, log: logging.Logger) -> int:
+    if options.workers > 1:  # N capture processes (imported here: it imports this module)
+        from tcpscope.cli import workers
+
+        return workers.run_tcpeek(options, out, err, log)
     filters = FilterSet.parse(options.filters)
     if options.jobs > 1:  # checked before the file is opened (tcpscope.parallel)
         from tcpscope.parallel import tcpeek_job

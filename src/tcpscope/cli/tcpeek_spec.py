@@ -14,7 +14,7 @@ from tcpscope.cli.logsetup import parse_level
 from tcpscope.cli.manpage import Page, Section
 from tcpscope.cli.options import INT_MAX
 from tcpscope.cli.optspec import Command, Layout, Opt
-from tcpscope.cli.shared_opts import METRICS_REQUIRES, PATHS, jobs, monitoring, num
+from tcpscope.cli.shared_opts import METRICS_REQUIRES, PATHS, jobs, monitoring, num, workers
 from tcpscope.errors import UsageError
 from tcpscope.paths import Mode
 
@@ -41,6 +41,7 @@ class Options:
     local: tuple[str, ...] = ()
     json: bool = False
     metrics: str | None = None  # [ADDR:]PORT
+    workers: int = 1  # --workers: capture processes (cli.workers)
     metrics_linger: bool = False
     no_progress: bool = False
     jobs: int = 1  # -j: worker processes for -r (tcpscope.parallel)
@@ -192,6 +193,7 @@ OPTIONS = (
     ),
     *monitoring("-r"),
     jobs("-r"),
+    workers("-i"),
     Opt("help", "this help", short="h", action="help", man="Print the usage and exit 0."),
     Opt(
         "version",
@@ -216,7 +218,7 @@ COMMAND = Command(
     tcpeek -i eth0 filter:TX@192.168.0.0/24:%
     tcpeek -i eth0 web6:RX@[2001:db8::/32]:443 :RX@*:22
 """,
-    exclusive=(("interface", "file"),),
+    exclusive=(("interface", "file"), ("workers", "file")),
     requires=METRICS_REQUIRES,
 )
 

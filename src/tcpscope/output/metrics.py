@@ -444,3 +444,75 @@ class MiruoCollector(Collector):
             [([], snap.handshake_rtt)],
         )
         yield from _capture_families("miruo", snap.capture)
+
+
+# --------------------------------------------------------------- several processes
+# --workers: each capture process keeps its own tally; the parent serves their sum.
+# Counters are summed; so are the gauges (pending handshakes, active sessions: each
+# process holds its own share of them).
+
+
+def _sum_ints(rows: Iterable[Sequence[int]], width: int) -> tuple[int, ...]:
+    total = [0] * width
+    for row in rows:
+        for i, n in enumerate(row):
+            total[i] += n
+    return tuple(total)
+
+
+def summed_histograms(hists: Sequence[Histogram]) -> Histogram:
+    return Histogram(_sum_ints((h.counts for h in hists), _NBUCKETS), sum(h.sum_s for h in hists))
+
+
+def summed_capture(caps: Sequence[CaptureNumbers]) -> CaptureNumbers:
+    errors = _sum_ints((c.header_errors for c in caps), len(HEADER_LAYERS))
+    return CaptureNumbers(
+        sum(c.packets for c in caps),
+        sum(c.drop for c in caps),
+        sum(c.ifdrop for c in caps),
+        (errors[0], errors[1], errors[2]),
+    )
+
+
+def summed_tcpeek(snaps: Sequence[TcpeekSnapshot]) -> TcpeekSnapshot:
+    """Several tcpeek tallies' snapshots as one; series in first-seen order."""
+    groups: dict[tuple[str, str], list[TcpeekSeries]] = {}
+    for snap in snaps:
+        for s in snap.series:
+            groups.setdefault((s.filter, s.direction), []).append(s)
+    series = []
+    for (name, direction), parts in groups.items():
+        results = _sum_ints((p.results for p in parts), len(RESULTS))
+        series.append(
+            TcpeekSeries(
+                filter=name,
+                direction=direction,
+                results=(results[0], results[1], results[2], results[3]),
+                syn_retransmissions=sum(p.syn_retransmissions for p in parts),
+                synack_retransmissions=sum(p.synack_retransmissions for p in parts),
+                unreach=_sum_ints((p.unreach for p in parts), len(UNREACH_CODES)),
+                duration=summed_histograms([p.duration for p in parts]),
+            )
+        )
+    return TcpeekSnapshot(
+        tuple(series),
+        sum(s.pending for s in snaps),
+        sum(s.not_followed for s in snaps),
+        summed_capture([s.capture for s in snaps]),
+    )
+
+
+def summed_miruo(snaps: Sequence[MiruoSnapshot]) -> MiruoSnapshot:
+    """Several miruo tallies' snapshots as one."""
+    rst = _sum_ints((s.rst for s in snaps), 2)
+    return MiruoSnapshot(
+        _sum_ints((s.closes for s in snaps), len(CLOSES)),
+        _sum_ints((s.shown for s in snaps), len(SHOWN_REASONS)),
+        sum(s.retransmissions for s in snaps),
+        (rst[0], rst[1]),
+        sum(s.active_sessions for s in snaps),
+        sum(s.dropped_sessions for s in snaps),
+        sum(s.dropped_segments for s in snaps),
+        summed_histograms([s.handshake_rtt for s in snaps]),
+        summed_capture([s.capture for s in snaps]),
+    )

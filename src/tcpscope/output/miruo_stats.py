@@ -95,3 +95,28 @@ def render_stats(v: MiruoStatsView) -> str:
         f"TCP   : {v.tcp_errors}\n"
         "==============================\n"
     )
+
+
+# The figures that are settings, the same in every process: not summed.
+_SETTINGS = frozenset({"long_connect_ms", "long_delay_ms", "retransmit_ms"})
+
+
+def _summed_tree(trees: list[Any]) -> Any:
+    """Numbers summed, nested dicts key by key (the JSON `analysis` object)."""
+    if all(isinstance(t, dict) for t in trees):
+        keys = dict.fromkeys(k for t in trees for k in t)
+        return {k: _summed_tree([t[k] for t in trees if k in t]) for k in keys}
+    return sum(trees)
+
+
+def summed_views(views: list[MiruoStatsView], capture_seconds: int) -> MiruoStatsView:
+    """Several capture processes' blocks as one (--workers): every count summed, the
+    maxima too (the sum of each process's own maximum: an upper bound of the whole's),
+    the limits (each process has its share), CPU and memory (the processes' total);
+    the settings as they are; the capture time the caller's."""
+    values: dict[str, Any] = {}
+    for name in views[0].__dataclass_fields__:
+        parts = [getattr(v, name) for v in views]
+        values[name] = parts[0] if name in _SETTINGS else _summed_tree(parts)
+    values["capture_seconds"] = capture_seconds
+    return MiruoStatsView(**values)
