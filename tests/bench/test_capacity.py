@@ -151,3 +151,32 @@ def test_a_short_run_at_a_low_rate_passes(tmp_path: Path) -> None:
         assert p["link_dropped"] == 0 and p["same_results"] and p["passed"], p
     assert "| `miruo` | 1 |" in (tmp_path / "capacity.md").read_text()
     assert not list(tmp_path.glob("*.pcap"))  # the replay captures are removed
+
+
+def test_miruo_under_workers_compared_by_whole_blocks() -> None:
+    # --workers gives ids in output order and sums the maxima: the same blocks under
+    # other ids pass; a block missing a segment, or a count off, does not.
+    reference = capacity.parse_miruo(
+        "0001     0.000 | a == b | Total 2 segments, 128 bytes\n"
+        "0001:0000 00:00:00.000 | S\n0001:0001 00:00:00.001 | R\n"
+        "0002     0.000 | c == d | Total 1 segments, 64 bytes\n"
+        "0002:0000 00:00:00.002 | S\n"
+        "===== Session Statistics =====\nTotal Sessions  : 2\nActiveSessionMax: 2\n"
+    )
+    renumbered = capacity.parse_miruo(
+        "0001     0.000 | c == d | Total 1 segments, 64 bytes\n"
+        "0001:0000 00:00:00.002 | S\n"
+        "0002     0.000 | a == b | Total 2 segments, 128 bytes\n"
+        "0002:0000 00:00:00.000 | S\n0002:0001 00:00:00.001 | R\n"
+        "===== Session Statistics =====\nTotal Sessions  : 2\nActiveSessionMax: 3\n"
+    )
+    assert capacity.differences(reference, renumbered, workers=2, miruo=True) == []
+    assert capacity.differences(reference, renumbered) != []  # one process: ids count
+    torn = capacity.parse_miruo(
+        "0001     0.000 | c == d | Total 1 segments, 64 bytes\n"
+        "0002     0.000 | a == b | Total 2 segments, 128 bytes\n"
+        "0002:0000 00:00:00.000 | S\n0002:0001 00:00:00.001 | R\n0001:0000 00:00:00.002 | S\n"
+        "===== Session Statistics =====\nTotal Sessions  : 3\n"
+    )
+    found = capacity.differences(reference, torn, workers=2, miruo=True)
+    assert found[0] == "Session Statistics: Total Sessions: file 2, live 3"
