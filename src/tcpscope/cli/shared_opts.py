@@ -79,8 +79,6 @@ def monitoring(read: str) -> tuple[Opt, ...]:
 
 def _jobs(text: str, name: str) -> int:
     if text == "auto":
-        from tcpscope.parallel.jobs import available_cores
-
         return available_cores()
     return number(text, name, 1, 1024)
 
@@ -110,10 +108,11 @@ MAX_WORKERS = 64
 
 
 def available_cores() -> int:
+    """`auto` for -j and --workers: the cores this process may run on."""
     try:
-        return len(os.sched_getaffinity(0))
+        return max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
+        return max(1, os.cpu_count() or 1)
 
 
 def _workers(text: str, name: str) -> int:

@@ -37,12 +37,6 @@ PIPE_BYTES = 1 << 20
 WRITE_EVERY = 512  # records joined into one write
 
 
-def available_cores() -> int:
-    """`-j auto`: the cores this process may run on."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
 
 
 def share(limit: int, jobs: int, worker: int) -> int:
