@@ -336,16 +336,7 @@ class TcpeekAnalyzer:
         """A SYN, its SYN/ACK and the ACK, and nothing else, followed by the engine
         (track.light): what on_open and on_segment make of those three. `outbound`:
         the client is local (TX); else the server is (RX)."""
-        direction = "TX" if outbound else "RX"
-        names = self._filter_names(direction, server if outbound else client, sport)
-        self.counters.record(names, SUCCESS, 0, 0)
-        if self.emit is not None:
-            self.emit(
-                Handshake(
-                    client, cport, server, sport, start, end, SUCCESS, None, end - start, 0, 0,
-                    direction, names,
-                )
-            )  # fmt: skip
+        self._bulk_verdict(client, cport, server, sport, start, outbound, end, SUCCESS)
 
     def pending_at_end(
         self,
@@ -360,16 +351,7 @@ class TcpeekAnalyzer:
         """A handshake followed in bulk still pending at the end (a SYN, maybe its
         SYN/ACK, no copies): what on_open and on_close make of its replay there, a
         timeout. Not remembered among the failures: no packet comes after the end."""
-        direction = "TX" if outbound else "RX"
-        names = self._filter_names(direction, server if outbound else client, sport)
-        self.counters.record(names, TIMEOUT, 0, 0)
-        if self.emit is not None:
-            self.emit(
-                Handshake(
-                    client, cport, server, sport, start, end, TIMEOUT, None, None, 0, 0,
-                    direction, names,
-                )
-            )  # fmt: skip
+        self._bulk_verdict(client, cport, server, sport, start, outbound, end, TIMEOUT)
 
     def timed_out(
         self,
@@ -385,19 +367,27 @@ class TcpeekAnalyzer:
         """A handshake followed in bulk that a tick timed out (a SYN, maybe its
         SYN/ACK, no copies): what on_open and on_close make of its replay then, a
         timeout, remembered among the failures (a copy of its SYN may follow)."""
+        self._failures.add((client, cport, server, sport), seq, end, start, 0)
+        self._bulk_verdict(client, cport, server, sport, start, outbound, end, TIMEOUT)
+
+    # ------------------------------------------------------------ internals
+    def _bulk_verdict(
+        self, client: bytes, cport: int, server: bytes, sport: int, start: int,
+        outbound: bool, end: int, result: str,
+    ) -> None:  # fmt: skip
+        """A handshake followed in bulk, judged (no copies: DUP SYN and DUP S/A 0)."""
         direction = "TX" if outbound else "RX"
         names = self._filter_names(direction, server if outbound else client, sport)
-        self.counters.record(names, TIMEOUT, 0, 0)
-        self._failures.add((client, cport, server, sport), seq, end, start, 0)
+        self.counters.record(names, result, 0, 0)
         if self.emit is not None:
+            rtt = end - start if result == SUCCESS else None
             self.emit(
                 Handshake(
-                    client, cport, server, sport, start, end, TIMEOUT, None, None, 0, 0,
+                    client, cport, server, sport, start, end, result, None, rtt, 0, 0,
                     direction, names,
                 )
             )  # fmt: skip
 
-    # ------------------------------------------------------------ internals
     def _judge(
         self, sess: Session, result: str, at: int, icmp: tuple[int, int] | None = None
     ) -> None:
