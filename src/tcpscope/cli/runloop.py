@@ -88,15 +88,19 @@ def finish_unless_stopped(
     """Run `finish` (the end-of-capture reports: a SYN flood may leave a million
     pending handshakes to write out); a stop signal meanwhile cuts it short at
     once. True when it was cut short. The caller then still prints its summary."""
-    previous = {s: signal.signal(s, _cut_short) for s in signals}
+    previous: dict[int, object] = {}
     try:
+        # Inside the try: a signal may come while the second handler goes in.
+        for signum in signals:
+            previous[signum] = signal.getsignal(signum)
+            signal.signal(signum, _cut_short)
         finish()
         return False
     except _CutShort:
         return True
     finally:
         for signum, handler in previous.items():
-            signal.signal(signum, handler)
+            signal.signal(signum, handler)  # type: ignore[arg-type]
 
 
 def _stdin_is_file() -> bool:

@@ -1,0 +1,46 @@
+"""runloop.finish_unless_stopped: a stop signal cuts the end-of-capture reports
+short, even one that comes while its handlers are going in."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+
+from tcpscope.cli import runloop
+
+SIGNALS = (signal.SIGUSR1, signal.SIGUSR2)
+
+
+def test_a_signal_during_finish_cuts_it_short() -> None:
+    def finish() -> None:
+        os.kill(os.getpid(), signal.SIGUSR2)
+        raise AssertionError("not cut short")
+
+    assert runloop.finish_unless_stopped(finish, SIGNALS)
+    assert signal.getsignal(signal.SIGUSR2) is signal.SIG_DFL
+
+
+def test_a_signal_between_two_handlers_going_in_is_caught(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The first handler is in, the second not yet, when SIGUSR1 comes (a worker
+    told to stop just as its capture ended): cut short, not a traceback."""
+    real = signal.signal
+    installs = []
+
+    def install_then_signal(signum: int, handler: object) -> object:
+        previous = real(signum, handler)  # type: ignore[arg-type]
+        installs.append(signum)
+        if len(installs) == 1:
+            os.kill(os.getpid(), signal.SIGUSR1)
+        return previous
+
+    monkeypatch.setattr(runloop.signal, "signal", install_then_signal)
+    finished = []
+    assert runloop.finish_unless_stopped(lambda: finished.append(1), SIGNALS)
+    monkeypatch.undo()
+    assert not finished
+    assert signal.getsignal(signal.SIGUSR1) is signal.SIG_DFL
+    assert signal.getsignal(signal.SIGUSR2) is signal.SIG_DFL
