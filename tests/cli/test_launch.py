@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 PROBE = (
     "import sys; from tcpscope.cli import launch; launch.buffer_stderr(); "
     "print(sys.stderr.write_through, sys.stderr is sys.__stderr__)"
@@ -49,3 +51,35 @@ def test_buffered_lines_all_arrive_in_order(tmp_path: Path) -> None:
         subprocess.run([sys.executable, "-c", script], stderr=err, check=True, timeout=60)
     lines = (tmp_path / "err").read_text().splitlines()
     assert lines == [f"row {i}" for i in range(50000)] + ["last", "after"]
+
+
+def _threads_after_numpy(env: dict[str, str], limit: bool) -> int:
+    code = (
+        "import os\n"
+        "from tcpscope.cli import launch\n"
+        + ("launch.limit_blas_threads()\n" if limit else "")
+        + "import numpy\n"
+        "print(len(os.listdir('/proc/self/task')))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    return int(out.stdout)
+
+
+def test_the_commands_load_numpy_with_one_blas_thread() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    assert _threads_after_numpy(env, limit=True) == 1
+    if (os.cpu_count() or 1) > 1:  # the check can fail: without it OpenBLAS starts more
+        assert _threads_after_numpy(env, limit=False) > 1
+
+
+def test_a_blas_thread_count_the_user_set_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tcpscope.cli import launch
+
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "3")
+    launch.limit_blas_threads()
+    assert os.environ["OPENBLAS_NUM_THREADS"] == "3"
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS")
+    launch.limit_blas_threads()
+    assert os.environ["OPENBLAS_NUM_THREADS"] == "1"

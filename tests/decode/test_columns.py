@@ -71,14 +71,14 @@ def check_fields(frames: list[bytes], linktype: int) -> None:
     idx = np.arange(len(frames))
     fields = list(zip(*plain_fields(cols, buf, idx), strict=True))  # type: ignore[arg-type]
     decode = make_decoder(linktype)
-    for frame, (key, addresses, seq, ack, flags, wire, payload, window, at, opt, pay, cap) in zip(
+    for frame, (key, addresses, seqack, flags, wire, payload, window, at, opt, pay, cap) in zip(
         frames, fields, strict=True
     ):
         seg = decode(0, frame)
         assert isinstance(seg, Segment) and seg.version == 4 and not seg.fragment
         assert key == key_hash(seg.src, seg.sport, seg.dst, seg.dport)
         assert addresses == int.from_bytes(seg.src + seg.dst, "big")
-        assert (seq, ack, flags, wire, payload, window) == (
+        assert (seqack >> 32, seqack & 0xFFFFFFFF, flags, wire, payload, window) == (
             seg.seq, seg.ack, seg.flags, seg.wire_len, seg.payload_len, seg.window)  # fmt: skip
         assert buf[at : at + cap] == frame
         assert (opt, pay, opt - 40) == (seg.opt_off, seg.pay_off, seg.ip_off)

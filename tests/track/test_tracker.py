@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from hypothesis import given, settings
+from hypothesis import strategies as st_
+
 from tcpscope.decode.records import IcmpError, Segment
 from tcpscope.track import states as st
 from tcpscope.track.session import HS_ACK, HS_RST, HS_SYNACK, Session
@@ -17,6 +20,8 @@ from tcpscope.track.tracker import (
     SECOND,
     TrackConfig,
     Tracker,
+    key_fields,
+    retransmission_key,
 )
 from tests.support.segments import BASE_NS, Conversation, copy, seg
 
@@ -268,3 +273,27 @@ def test_sessions_closed_together_are_reported_oldest_syn_first() -> None:
     feed(tracker, [late.c(500, "S"), early.c(100, "S")])
     tracker.tick(BASE_NS + 5 * SECOND)
     assert rec.closes() == [(2, CLOSE_TIMEOUT), (1, CLOSE_TIMEOUT)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st_.integers(0, 1), st_.integers(0, 2**32 - 1), st_.integers(0, 2**32 - 1),
+    st_.integers(0, 255), st_.integers(0, 2**28 - 1),
+)  # fmt: skip
+def test_a_retransmission_key_gives_back_its_fields(
+    d: int, seq: int, ack: int, flags: int, wire_len: int
+) -> None:
+    key = retransmission_key(d, seq, ack, flags, wire_len)
+    assert key_fields(key) == (d, seq, ack, flags, wire_len)
+
+
+def test_keys_differ_when_any_field_does() -> None:
+    base = (1, 0xFFFFFFFF, 0, 0x10, 1514)
+    keys = {retransmission_key(*base)}
+    for i in range(5):
+        changed = list(base)
+        changed[i] ^= 1
+        keys.add(retransmission_key(*changed))
+    assert len(keys) == 6
+    # a SYN's key (decisive flags, length 0) is no data segment's
+    assert retransmission_key(0, 5, 0, 0x02, 0) != retransmission_key(0, 5, 0, 0x10, 0)

@@ -70,8 +70,7 @@ class PlainFields(NamedTuple):
 
     key: list[int]  # Columns.key
     addresses: list[int]  # src << 32 | dst: with `key`, fixes the whole 4-tuple
-    seq: list[int]
-    ack: list[int]
+    seqack: list[int]  # seq << 32 | ack: the low half of the tracker's retransmission key
     flags: list[int]
     wire_len: list[int]  # as the decoder reckons it (records.Segment)
     payload_len: list[int]
@@ -172,8 +171,7 @@ def plain_fields(cols: Columns, buf: bytes, idx: npt.NDArray[np.intp]) -> PlainF
     return PlainFields(
         cols.key[idx].tolist(),
         ((src << np.uint64(32)) | dst).tolist(),
-        _u32(b, tcp + 4).tolist(),
-        _u32(b, tcp + 8).tolist(),
+        (_u32(b, tcp + 4) << np.uint64(32) | _u32(b, tcp + 8)).tolist(),
         cols.flags[idx].tolist(),
         np.maximum(total + l3, cap).tolist(),
         (total - 20 - tcp_len).tolist(),

@@ -89,7 +89,7 @@ class Session:
         self.syn_dups = 0
         self.synack_dups = 0
         self.retransmits = 0
-        self.seen: dict[tuple[int, ...], Segment | HeldInBrief] = {}
+        self.seen: dict[int, Segment | HeldInBrief] = {}  # by tracker.retransmission_key
         self.counted = 0
         self.hashes: tuple[int, ...] = ()
         self.after_duplicate = False

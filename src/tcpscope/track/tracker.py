@@ -27,6 +27,9 @@ CLOSE_DUPLICATE = "duplicate"
 CLOSE_END = "end_of_capture"
 
 SECOND = 1_000_000_000
+# Read for every plain packet (Tracker.feed_plain): module names, one lookup each.
+_DECISIVE = st.DECISIVE_FLAGS
+_QUIET_RECEIVERS = st.QUIET_ACK_RECEIVERS
 PER_SESSION_SEEN_MAX = 2048  # as the original: at most 2048 held per session,
 PER_SESSION_SEEN_KEEP = 1024  # pruned to the newest 1024
 
@@ -47,9 +50,9 @@ class TrackConfig:
 
 # A plain segment's header fields: one packet's worth of decode.columns.PlainFields,
 # a tuple in that order; `feed_plain` unpacks it under the same names.
-PlainSegment = tuple[int, int, int, int, int, int, int, int, int, int, int, int]
+PlainSegment = tuple[int, int, int, int, int, int, int, int, int, int, int]
 _PLAIN_UNPACKED = (
-    "key", "addresses", "seq", "ack", "flags", "wire_len", "payload_len", "window",
+    "key", "addresses", "seqack", "flags", "wire_len", "payload_len", "window",
     "frame_at", "options_at", "payload_at", "caplen",
 )  # fmt: skip
 if _PLAIN_UNPACKED != PLAIN_FIELDS:
@@ -79,6 +82,29 @@ def _move(sess: Session, seg: Segment, d: int, flags: int) -> int:
     sess.cstate = seg.cstate = c
     sess.sstate = seg.sstate = s
     return outcome
+
+
+# A held segment's retransmission key (`Session.seen`): direction, flags byte and
+# frame length over seq and ack, in one int. A tuple of them and its ints took four
+# times the memory, with ~200k segments held at once (s20k, miruo -L0 -l0). A SYN's
+# key has only the decisive flags and length 0 (it can equal no other: no other has
+# SYN). `feed_plain` writes the expression out (a call is most of its cost).
+_KEY_LOW = 64  # seq << 32 | ack below
+# Frame length: at most libpcap's largest snapshot (262144) or an IP length (65535)
+# plus the link and IP headers before it, well under 2**28.
+_KEY_LENGTH_BITS = 28
+
+
+def retransmission_key(d: int, seq: int, ack: int, flags: int, wire_len: int) -> int:
+    return ((d << 8 | flags) << _KEY_LENGTH_BITS | wire_len) << _KEY_LOW | seq << 32 | ack
+
+
+def key_fields(key: int) -> tuple[int, int, int, int, int]:
+    """(d, seq, ack, flags, wire_len) of a `retransmission_key`."""
+    high = key >> _KEY_LOW
+    length = high & ((1 << _KEY_LENGTH_BITS) - 1)
+    high >>= _KEY_LENGTH_BITS
+    return high >> 8, key >> 32 & 0xFFFFFFFF, key & 0xFFFFFFFF, high & 0xFF, length
 
 
 def _opened(sess: Session) -> tuple[int, tuple[bytes, int, bytes, int]]:
@@ -154,6 +180,7 @@ class Tracker:
         # way in (a hash whose sessions collide may point at either, or at none)
         self.by_hash: dict[int, tuple[Session, int, int]] = {}
         self._next_serial = 0
+        self._segment_limit = config.segment_limit  # read for every packet: one lookup
         # Sessions pending elsewhere that count toward the session limit: the light
         # handshakes (track.light) the engine keeps while a batch near the limit
         # takes the exact path.
@@ -196,11 +223,12 @@ class Tracker:
         on_header = self._on_header
         if on_header is not None:  # every segment, before -r, -S or -l decide on it
             on_header(sess, d, seg.ts, seg.seq, seg.ack, flags, seg.window, seg.payload_len)
+        # retransmission_key(d, seq, ack, flags, length), written out: ECN bits may
+        # differ between a SYN and its retransmission (Linux drops them)
         if flags & SYN:
-            # ECN bits may differ between a SYN and its retransmission (Linux drops them)
-            key: tuple[int, ...] = (d, seg.seq, seg.ack, flags & st.DECISIVE_FLAGS)
+            key = (d << 8 | flags & _DECISIVE) << 92 | seg.seq << 32 | seg.ack
         else:
-            key = (d, seg.seq, seg.ack, flags, seg.wire_len)
+            key = ((d << 8 | flags) << 28 | seg.wire_len) << 64 | seg.seq << 32 | seg.ack
         original = sess.seen.get(key)
         if original is not None:
             if not isinstance(original, Segment):  # held by feed_plain: rebuild the Segment
@@ -261,7 +289,7 @@ class Tracker:
         changes nothing and repeats nothing, only counted and held in brief, unless
         the listener wants to see such segments (it has an `on_quiet` hook)."""
         (
-            key, addresses, seq, ack, flags, wire_len, payload_len, window,
+            key, addresses, seqack, flags, wire_len, payload_len, window,
             frame_at, options_at, payload_at, caplen,
         ) = f  # fmt: skip  # as _PLAIN_UNPACKED
         entry = self.by_hash.get(key)
@@ -269,7 +297,7 @@ class Tracker:
             if key in self.key_hashes:
                 return False
             # No session has this 4-tuple (nor its hash): as `feed` and `_open`.
-            if flags & st.DECISIVE_FLAGS != SYN:
+            if flags & _DECISIVE != SYN:
                 self.stats.ignored_segments += 1
                 return True
             limit = self.config.session_limit
@@ -278,20 +306,23 @@ class Tracker:
                 return True
             return False
         sess, d, _ = entry
+        c, s = sess.cstate, sess.sstate
         if (
-            flags & st.DECISIVE_FLAGS == ACK
+            flags & _DECISIVE == ACK
+            and (s if d == 0 else c) in _QUIET_RECEIVERS
             and self._quiet_in_brief
-            and (sess.sstate if d == 0 else sess.cstate) in st.QUIET_ACK_RECEIVERS
         ):
-            seen_key = (d, seq, ack, flags, wire_len)
+            # retransmission_key(d, seq, ack, flags, wire_len), written out
+            seen_key = ((d << 8 | flags) << 28 | wire_len) << 64 | seqack
             seen = sess.seen
             if seen_key not in seen:  # else a retransmission, or a copy to drop
                 # What _feed_known and _remember do with a segment with no outcome.
                 on_header = self._on_header
                 if on_header is not None:
-                    on_header(sess, d, ts, seq, ack, flags, window, payload_len)
+                    on_header(sess, d, ts, seqack >> 32, seqack & 0xFFFFFFFF, flags, window,
+                              payload_len)  # fmt: skip
                 stats = self.stats
-                limit = self.config.segment_limit
+                limit = self._segment_limit
                 if limit and stats.active_segments >= limit:
                     stats.dropped_segments += 1
                     return True
@@ -300,7 +331,7 @@ class Tracker:
                 sess.nsegs = num + 1
                 sess.nbytes += wire_len
                 options = buf[frame_at + options_at : frame_at + payload_at]
-                brief = (ts, num, options, payload_len, window, sess.cstate, sess.sstate)
+                brief = (ts, num, options, payload_len, window, c, s)
                 seen[seen_key] = brief
                 self.held_in_brief += 1
                 sess.counted += 1
@@ -311,7 +342,7 @@ class Tracker:
                     self._prune_seen(sess)
                 return True
         seg = _ipv4_segment(
-            sess, d, ts, seq, ack, flags, window, wire_len, payload_len,
+            sess, d, ts, seqack >> 32, seqack & 0xFFFFFFFF, flags, window, wire_len, payload_len,
             buf[frame_at : frame_at + caplen], options_at, payload_at,
         )  # fmt: skip
         seg.ip_off = options_at - 40  # IPv4 and TCP headers without options
@@ -414,7 +445,9 @@ class Tracker:
         seg.sstate = sess.sstate
         self._count(sess, seg)
         self.listener.on_open(sess, seg)
-        self._remember(sess, (0, seg.seq, seg.ack, seg.flags & st.DECISIVE_FLAGS), seg)
+        self._remember(
+            sess, retransmission_key(0, seg.seq, seg.ack, seg.flags & st.DECISIVE_FLAGS, 0), seg
+        )
         return sess
 
     def _count(self, sess: Session, seg: Segment) -> None:
@@ -422,7 +455,7 @@ class Tracker:
         sess.nsegs += 1
         sess.nbytes += seg.wire_len
 
-    def _remember(self, sess: Session, key: tuple[int, ...], seg: Segment) -> None:
+    def _remember(self, sess: Session, key: int, seg: Segment) -> None:
         """Hold a segment as a possible original of later retransmissions.
 
         Called after the listener has seen the segment (DPI reads the payload).
@@ -471,10 +504,10 @@ class Tracker:
                 self._held_segment(sess, key, held)
 
     @staticmethod
-    def _held_segment(sess: Session, key: tuple[int, ...], brief: HeldInBrief) -> Segment:
+    def _held_segment(sess: Session, key: int, brief: HeldInBrief) -> Segment:
         """The Segment a segment held by `feed_plain` stands for, as `_remember`
         would have held it (only its option bytes kept); it replaces the brief."""
-        d, seq, ack, flags, wire_len = key
+        d, seq, ack, flags, wire_len = key_fields(key)
         ts, num, options, payload_len, window, cstate, sstate = brief
         seg = _ipv4_segment(
             sess, d, ts, seq, ack, flags, window, wire_len, payload_len, options, 0, len(options)
