@@ -83,3 +83,24 @@ def test_a_blas_thread_count_the_user_set_is_kept(monkeypatch: pytest.MonkeyPatc
     monkeypatch.delenv("OPENBLAS_NUM_THREADS")
     launch.limit_blas_threads()
     assert os.environ["OPENBLAS_NUM_THREADS"] == "1"
+
+
+def test_a_plain_run_loads_neither_prometheus_client_nor_tqdm(tmp_path: Path) -> None:
+    """Both are imported only when asked for (--metrics; a bar on a terminal):
+    ~60 ms of every command's start-up otherwise."""
+    from tests.support import frames as f
+    from tests.support.pcapwrite import write_pcap
+
+    capture = tmp_path / "one.pcap"
+    syn = f.tcp_frame("198.18.0.1", 1, "198.19.0.1", 80, "S")
+    write_pcap(capture, [(1_700_000_000 * 10**9, syn)])
+    code = (
+        "import sys\n"
+        "from tcpscope.cli import launch\n"
+        f"for argv in (['miruo', '-f', {str(capture)!r}],"
+        f" ['tcpeek', '-q', '-r', {str(capture)!r}, '--local', '198.18.0.0/15']):\n"
+        "    launch.run(argv[0], argv[1:])\n"
+        "print(sorted(m for m in ('prometheus_client', 'tqdm') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout + out.stderr

@@ -6,7 +6,7 @@ import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from tcpscope import pipeline
 from tcpscope.analyze.miruo import (
@@ -17,7 +17,6 @@ from tcpscope.analyze.miruo import (
 )
 from tcpscope.capture import Capture
 from tcpscope.cli import runloop
-from tcpscope.cli.metrics import MiruoMetrics
 from tcpscope.cli.miruo_spec import COMMAND, Options
 from tcpscope.cli.options import answered_info, guarded
 from tcpscope.cli.procinfo import CpuMeter, memory_kb
@@ -30,6 +29,9 @@ from tcpscope.output.miruo_stats import MiruoStatsView, render_stats
 from tcpscope.output.miruo_text import ViewConfig, render_live, render_session
 from tcpscope.paths import EXACT, Paths
 from tcpscope.track.tracker import CLOSE_DUPLICATE
+
+if TYPE_CHECKING:  # prometheus_client is ~50 ms of start-up: only with --metrics
+    from tcpscope.cli.metrics import MiruoMetrics
 
 PROG = "miruo"
 LIVE_TIMEOUT_MS = pipeline.MIRUO_TIMEOUT_MS
@@ -188,6 +190,8 @@ def run(options: Options, out: TextIO, err: TextIO) -> int:
             driver = analyses[0][1]
         first_engine = analyses[0][1]
         if options.metrics is not None:  # bound now: a port in use stops us before capture
+            from tcpscope.cli.metrics import MiruoMetrics
+
             metrics = MiruoMetrics(options.metrics, options.metrics_linger and not cap.live)
             metrics.attach(analyses[0][0].tracker)
         name, description = linktype_name(cap.linktype)

@@ -11,9 +11,10 @@ and puts it back, so no output line is ever mixed with a bar.
 from __future__ import annotations
 
 import time
-from typing import Any, TextIO, cast
+from typing import TYPE_CHECKING, Any, TextIO, cast
 
-from tqdm import tqdm
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 from tcpscope.capture import Capture
 
@@ -28,6 +29,8 @@ class Progress:
         self._started = time.monotonic()
         self._closed = False
         self._next = 0.0
+        from tqdm import tqdm  # here: most runs show no bar (~10 ms of start-up)
+
         where = cap.file_position()
         self._bytes = where is not None
         self.bar: tqdm[Any] = tqdm(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 from dataclasses import dataclass
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from tcpscope import pipeline
 from tcpscope.analyze.tcpeek import Handshake, LateDupSyn, LocalAddresses, TcpeekAnalyzer
@@ -13,7 +13,6 @@ from tcpscope.analyze.tcpeek_counters import Counters
 from tcpscope.analyze.tcpeek_filters import FilterSet
 from tcpscope.cli import runloop
 from tcpscope.cli.logsetup import NOTICE, setup_logging
-from tcpscope.cli.metrics import TcpeekMetrics
 from tcpscope.cli.options import answered_info, guarded
 from tcpscope.cli.privileges import drop_privileges, resolve_user
 from tcpscope.cli.progress import Progress
@@ -26,6 +25,9 @@ from tcpscope.output.stats_json import make_provider
 from tcpscope.paths import EXACT, Paths
 from tcpscope.server.statsock import DEFAULT_SOCKET_PATH, StatsServer
 from tcpscope.track.tracker import Tracker
+
+if TYPE_CHECKING:  # prometheus_client is ~50 ms of start-up: only with --metrics
+    from tcpscope.cli.metrics import TcpeekMetrics
 
 PROG = "tcpeek"
 READ_TIMEOUT_MS = pipeline.TCPEEK_TIMEOUT_MS
@@ -144,6 +146,8 @@ def run(options: Options, out: TextIO, err: TextIO, log: logging.Logger) -> int:
         engine, tracker = main_run.engine, main_run.tracker
         if options.metrics is not None:  # bound now: a port in use stops us before capture
             linger = options.metrics_linger and not cap.live
+            from tcpscope.cli.metrics import TcpeekMetrics
+
             metrics = TcpeekMetrics(options.metrics, filters, linger)
             main_run.analyzer.emit = metrics.emit_also(main_run.analyzer.emit)
         pipeline.tcpeek_filter(cap)
