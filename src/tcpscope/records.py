@@ -11,6 +11,8 @@ addresses plain text, as in the JSON.
 from __future__ import annotations
 
 import dataclasses
+import types
+import typing
 from typing import Any, ClassVar, Literal
 
 SCHEMA = 1
@@ -160,10 +162,24 @@ class DupSyn:
     dupsyn: int  # the record's DUP SYN count with this one
 
 
-def _layout(cls: type) -> tuple[tuple[str, str, bool], ...]:
-    """(attribute, JSON key, omit when None) per field of a record class."""
+def _is_scalar(hint: Any) -> bool:
+    """Whether a field of this type is written as it is (no record or tuple in it)."""
+    if hint in (int, float, str, bool, type(None)):
+        return True
+    origin = typing.get_origin(hint)
+    if origin is Literal:
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return all(_is_scalar(arg) for arg in typing.get_args(hint))
+    return False
+
+
+def _layout(cls: type) -> tuple[tuple[str, str, bool, bool], ...]:
+    """(attribute, JSON key, omit when None, written as it is) per field of a record
+    class: only fields that hold a record or a tuple need converting."""
+    hints = typing.get_type_hints(cls)
     return tuple(
-        (f.name, f.name.rstrip("_"), bool(f.metadata.get("omit_none")))
+        (f.name, f.name.rstrip("_"), bool(f.metadata.get("omit_none")), _is_scalar(hints[f.name]))
         for f in dataclasses.fields(cls)
     )
 
@@ -176,23 +192,27 @@ _LAYOUTS = {
 
 
 def _plain(value: Any) -> Any:
-    if isinstance(value, tuple):
+    if type(value) is tuple:
         return [_plain(item) for item in value]
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return _fields(value)
-    return value
+    layout = _LAYOUTS.get(type(value))
+    return value if layout is None else _fields(value, layout)
 
 
-def _fields(record: Any) -> dict[str, Any]:
+def _fields(record: Any, layout: tuple[tuple[str, str, bool, bool], ...]) -> dict[str, Any]:
     obj: dict[str, Any] = {}
-    for name, key, omit_none in _LAYOUTS[type(record)]:
+    for name, key, omit_none, scalar in layout:
         value = getattr(record, name)
-        if value is None and omit_none:
-            continue
-        obj[key] = _plain(value)
+        if value is None:
+            if omit_none:
+                continue
+            obj[key] = None
+        elif scalar:
+            obj[key] = value
+        else:
+            obj[key] = _plain(value)
     return obj
 
 
 def json_object(record: Session | Handshake | DupSyn) -> dict[str, Any]:
     """The record as its --json object: `type`, `schema`, then its fields."""
-    return {"type": record.TYPE, "schema": SCHEMA, **_fields(record)}
+    return {"type": record.TYPE, "schema": SCHEMA, **_fields(record, _LAYOUTS[type(record)])}
