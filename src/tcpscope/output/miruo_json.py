@@ -46,6 +46,8 @@ def plain_address(packed: bytes) -> str:
 
 def epoch(ts_ns: int) -> float:
     """Epoch seconds with microsecond precision."""
+    if not ts_ns % 1000:  # a whole microsecond (pcap): the same float, 10x faster
+        return ts_ns // 1000 / 1e6
     return round(ts_ns / 1e9, 6)
 
 
@@ -134,4 +136,4 @@ def stats_object(view: MiruoStatsView) -> dict[str, Any]:
 
 
 def dumps(obj: dict[str, Any]) -> str:
-    return json.dumps(obj, separators=(",", ":"))
+    return json.dumps(obj, separators=(",", ":"), check_circular=False)  # records: no cycles
