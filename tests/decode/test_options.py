@@ -5,7 +5,10 @@ from __future__ import annotations
 import random
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from tcpscope.decode import options
 from tcpscope.decode.options import format_options, parse_options
 from tests.support import frames as F
 
@@ -136,3 +139,25 @@ def test_cut_options_end_with_an_ellipsis(raw: bytes, text: str) -> None:
 
 def test_uncut_options_running_out_are_still_bad() -> None:
     assert format_options(b"\x02\x04\x05", cut=False) == "bad opt[2]"
+
+
+def _general(raw: bytes, cut: bool) -> str:
+    """format_options without its shortcuts: the walk, option by option."""
+    found, bad_kind, stop = options._walk(raw)
+    items = [options._format_one(kind, value) for kind, value in found]
+    if bad_kind is not None and not (cut and stop == options._OVERRUN):
+        items.append(f"bad opt[{bad_kind}]")
+    elif cut and stop != options._ENDED:
+        items.append(options.CUT)
+    return ", ".join(items)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(
+    st.sampled_from((b"", b"\x01\x01\x08\x0a", b"\x01\x01\x08\x09", b"\x01\x08\x0a", b"\x00")),
+    st.binary(max_size=14),
+    st.booleans(),
+)
+def test_the_shortcuts_say_what_the_walk_says(head: bytes, tail: bytes, cut: bool) -> None:
+    raw = head + tail
+    assert format_options(raw, cut) == _general(raw, cut)

@@ -91,6 +91,7 @@ def _format_one(kind: int, value: bytes) -> str:
 
 
 CUT = "…"  # what the capture did not keep of the options (a short snapshot length)
+_NOP_NOP_TIMESTAMP = bytes((NOP, NOP, TIMESTAMP, FIXED_LENGTH[TIMESTAMP]))
 
 
 def format_options(raw: bytes, cut: bool = False) -> str:
@@ -101,6 +102,12 @@ def format_options(raw: bytes, cut: bool = False) -> str:
     of the capture cut through), e.g. "mss=1460, …"; END before the cut ends the
     list as usual.
     """
+    if not cut:  # the two commonest lists first: none, and NOP NOP timestamp
+        if not raw:
+            return ""
+        if len(raw) == 12 and raw.startswith(_NOP_NOP_TIMESTAMP):
+            tsval, tsecr = _two_u32(raw, 4)
+            return f"timestamp {tsval} {tsecr}"
     found, bad_kind, stop = _walk(raw)
     items = [_format_one(kind, value) for kind, value in found]
     if bad_kind is not None and not (cut and stop == _OVERRUN):
