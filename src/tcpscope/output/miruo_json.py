@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import socket
 from typing import Any, cast
@@ -62,6 +63,12 @@ def handshake_of(sess: Session) -> records.HandshakeState:
     return "incomplete"
 
 
+@functools.lru_cache(maxsize=1024)
+def _mark_names(marks: int) -> tuple[str, ...]:
+    """The names of a segment's marks (a few dozen combinations occur)."""
+    return tuple(name for bit, name in _MARK_NAMES if marks & bit)
+
+
 def _segment(seg: Segment, sess: Session) -> records.ShownSegment:
     dpi = sess.dpi.get(seg.num)
     return records.ShownSegment(
@@ -77,7 +84,7 @@ def _segment(seg: Segment, sess: Session) -> records.ShownSegment:
         server_state=st.STATE_NAMES[seg.sstate],
         fragment=bool(seg.fragment),
         options=format_options(seg.options, seg.opt_cut),
-        marks=tuple(name for bit, name in _MARK_NAMES if seg.marks & bit),
+        marks=_mark_names(seg.marks),
         dpi=None if dpi is None else tuple(dpi),
     )
 

@@ -51,8 +51,15 @@ def session_id(sess: Session) -> str:
     return f"{(sess.id - 1) % 9999 + 1:04d}"
 
 
-def flag_text(flags: int) -> str:
+def _flag_text(flags: int) -> str:
     return "".join(ch if flags & bit else "-" for bit, ch in _FLAG_CHARS)
+
+
+_FLAG_TEXTS = tuple(_flag_text(flags) for flags in range(256))  # every flags byte, once
+
+
+def flag_text(flags: int) -> str:
+    return _FLAG_TEXTS[flags & 0xFF]
 
 
 def segment_colour(marks: int) -> int | None:
