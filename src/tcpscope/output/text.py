@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import socket
 import time
 from collections.abc import Callable
@@ -25,7 +26,18 @@ def endpoint(packed: bytes, port: int) -> str:
 def clock_ms(ts_ns: int, localtime: LocalTime = time.localtime) -> str:
     """`HH:MM:SS.mmm` in local time."""
     sec, rest = divmod(ts_ns, 1_000_000_000)
-    return time.strftime("%H:%M:%S", localtime(sec)) + f".{rest // 1_000_000:03d}"
+    return _clock(sec, localtime, zone()) + f".{rest // 1_000_000:03d}"
+
+
+def zone() -> tuple[int, tuple[str, str]]:
+    """What time.tzset() last set: part of the key of every cached local time."""
+    return time.timezone, time.tzname
+
+
+@functools.lru_cache(maxsize=256)
+def _clock(sec: int, localtime: LocalTime, zone: tuple[int, tuple[str, str]]) -> str:
+    # segments come in time order, many a second: strftime once a second
+    return time.strftime("%H:%M:%S", localtime(sec))
 
 
 def seconds_ms(ns: int) -> tuple[int, int]:
