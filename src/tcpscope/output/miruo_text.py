@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 
@@ -86,8 +87,19 @@ def segment_colour(marks: int) -> int | None:
 
 
 def _arrowed(seg: Segment) -> str:
-    arrow = ">" if seg.dir == 0 else "<"
-    return arrow + flag_text(seg.flags) + arrow
+    return _arrow_text(seg.dir, seg.flags)
+
+
+def _arrow_text(d: int, flags: int) -> str:
+    arrow = ">" if d == 0 else "<"
+    return arrow + flag_text(flags) + arrow
+
+
+@functools.lru_cache(maxsize=4096)
+def _states(cstate: int, d: int, flags: int, sstate: int, side: int) -> str:
+    """The middle of a segment's line: both states around the arrowed flags (few
+    combinations occur, each formatted once)."""
+    return f"{STATE_NAMES[cstate]:>{side}} {_arrow_text(d, flags)} {STATE_NAMES[sstate]:<{side}}"
 
 
 def _tail(seg: Segment, view: ViewConfig) -> str:
@@ -125,9 +137,7 @@ def render_session(rec: ShownSession, view: ViewConfig) -> list[str]:
             lines.append(gap)
         expected = seg.num + 1
         ts = clock_ms(seg.ts, view.localtime)
-        states = (
-            f"{STATE_NAMES[seg.cstate]:>{side}} {_arrowed(seg)} {STATE_NAMES[seg.sstate]:<{side}}"
-        )
+        states = _states(seg.cstate, seg.dir, seg.flags, seg.sstate, side)
         if view.quiet:
             line = f"{ts}|{states}|{seg.seq:08X}/{seg.ack:08X}"
         else:
