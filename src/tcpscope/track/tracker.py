@@ -88,7 +88,9 @@ def _move(sess: Session, seg: Segment, d: int, flags: int) -> int:
 # frame length over seq and ack, in one int. A tuple of them and its ints took four
 # times the memory, with ~200k segments held at once (s20k, miruo -L0 -l0). A SYN's
 # key has only the decisive flags and length 0 (it can equal no other: no other has
-# SYN). `feed_plain` writes the expression out (a call is most of its cost).
+# SYN). `feed_plain` and `_feed_known`, on every packet, write the expression out
+# (a call would be most of its cost); the shadow runs and tests/track compare the
+# keys they make with those `_open` and `_held_segment` make through these two.
 _KEY_LOW = 64  # seq << 32 | ack below
 # Frame length: at most libpcap's largest snapshot (262144) or an IP length (65535)
 # plus the link and IP headers before it, well under 2**28.
