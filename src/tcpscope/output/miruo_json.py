@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import socket
@@ -10,7 +11,7 @@ from typing import Any, cast
 from tcpscope import records
 from tcpscope.analyze import marks as mk
 from tcpscope.analyze.miruo import ShownSession
-from tcpscope.analyze.seqspace import SeqAnalysis
+from tcpscope.analyze.seqspace import COUNTERS, SeqAnalysis
 from tcpscope.decode.options import format_options
 from tcpscope.decode.records import Segment
 from tcpscope.output.miruo_stats import MiruoStatsView
@@ -89,12 +90,17 @@ def _segment(seg: Segment, sess: Session) -> records.ShownSegment:
     )
 
 
+# SeqAnalysis.tally holds c2s and s2c retransmissions, then COUNTERS[1:] in order:
+# records.Analysis takes them in that order after its `retransmissions`.
+if tuple(f.name for f in dataclasses.fields(records.Analysis)) != COUNTERS:
+    raise ImportError("records.Analysis lists seqspace.COUNTERS, in that order")
+_NOT_ANALYSED = SeqAnalysis()  # all 0 (only read)
+
+
 def analysis_record(seq: SeqAnalysis | None) -> records.Analysis:
     """A session's sequence-space counters (all 0 if it was not analysed)."""
-    got = (seq if seq is not None else SeqAnalysis()).as_dict()
-    c2s_s2c = got.pop("retransmissions")
-    assert isinstance(c2s_s2c, dict)
-    return records.Analysis(records.Retransmissions(**c2s_s2c), **got)  # type: ignore[arg-type]
+    tally = (seq if seq is not None else _NOT_ANALYSED).tally
+    return records.Analysis(records.Retransmissions(tally[0], tally[1]), *tally[2:])
 
 
 def session_record(rec: ShownSession) -> records.Session:
