@@ -5,8 +5,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,13 +19,7 @@ from tests.support.pcapwrite import write_pcap
 LOCAL = "198.18.0.1"
 
 
-@pytest.fixture(autouse=True)
-def utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("TZ", "UTC")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
+pytestmark = pytest.mark.usefixtures("utc")  # tests/conftest.py
 
 
 def mix() -> list[tuple[int, bytes]]:

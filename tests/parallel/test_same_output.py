@@ -6,11 +6,8 @@ bench captures made by bench/gen.py and bench/synflood.py (smaller than the
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,21 +20,11 @@ LIMITED = {"L3", "l20"}  # these reach -L/-l: each worker has its share (test_jo
 TCPEEK_ANY = ["--local", "0.0.0.0/0", "--local", "::/0"]
 
 
-@pytest.fixture(autouse=True)
-def utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("TZ", "UTC")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
+pytestmark = pytest.mark.usefixtures("utc")  # tests/conftest.py
 
 
 def _fidelity_cases() -> list[tuple[str, list[str]]]:
-    if not fidelity.FIDELITY.is_dir():
-        if os.environ.get("CI"):
-            pytest.fail(f"{fidelity.FIDELITY} is missing")
-        return []
-    return [case for case in fidelity.cases() if case[0] not in LIMITED]
+    return [case for case in fidelity.cases_here() if case[0] not in LIMITED]
 
 
 @pytest.mark.parametrize(("name", "opts"), _fidelity_cases(), ids=[c[0] for c in _fidelity_cases()])

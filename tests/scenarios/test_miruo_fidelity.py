@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import os
 import re
-import time
 from collections import Counter
-from collections.abc import Iterator
 
 import pytest
 
@@ -21,22 +19,11 @@ from tcpscope.cli import miruo
 from tests.support import fidelity
 from tests.support.cli import run_main
 
-
-@pytest.fixture(autouse=True)
-def utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("TZ", "UTC")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
+pytestmark = pytest.mark.usefixtures("utc")  # tests/conftest.py
 
 
 def _cases() -> list[tuple[str, list[str]]]:
-    if not fidelity.FIDELITY.is_dir():
-        if os.environ.get("CI"):
-            pytest.fail(f"{fidelity.FIDELITY} is missing")
-        return []
-    return fidelity.cases()
+    return fidelity.cases_here()
 
 
 def test_all_22_cases_are_there() -> None:

@@ -11,8 +11,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -26,13 +25,7 @@ GOLDEN = Path(__file__).parent / "golden"
 TS_OPT = f.nop() + f.nop() + f.timestamp(7, 8)
 
 
-@pytest.fixture(autouse=True)
-def utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("TZ", "UTC")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
+pytestmark = pytest.mark.usefixtures("utc")  # tests/conftest.py
 
 
 def normal() -> list[Frame]:
