@@ -291,6 +291,17 @@ class Run:
     def reports(self) -> list[w.Report]:
         return [m.report for m in self.pool.members]
 
+    def end(self, failure: str | None) -> int:
+        """After the summary: the debug lines, everything flushed, and the exit
+        status (1, with its line, when a worker failed)."""
+        self.debug_lines()
+        self.out.flush()
+        self.err.flush()
+        if failure is not None:
+            self.say(failure)
+            return 1
+        return 0
+
     def debug_lines(self) -> None:
         if os.environ.get(DEBUG_ENV):
             for m in self.pool.members:
@@ -376,13 +387,7 @@ def run_miruo(options: miruo_spec.Options, out: TextIO, err: TextIO) -> int:
                     out.write(miruo_json.dumps(miruo_json.stats_object(view)) + "\n")
                 else:
                     err.write(render_stats(view))
-            run.debug_lines()
-            out.flush()
-            err.flush()
-            if failure is not None:
-                run.say(failure)
-                return 1
-            return 0
+            return run.end(failure)
         finally:
             pool.close()
             if metrics is not None:
@@ -465,13 +470,7 @@ def run_tcpeek(options: tcpeek_spec.Options, out: TextIO, err: TextIO, log: logg
                 )
                 + "\n"
             )
-            run.debug_lines()
-            out.flush()
-            err.flush()
-            if failure is not None:
-                run.say(failure)
-                return 1
-            return 0
+            return run.end(failure)
         finally:
             pool.close()
             if server is not None:
