@@ -34,7 +34,13 @@ from tcpscope.errors import DecodeError
 from tcpscope.paths import EXACT, Paths
 from tcpscope.rules import U64, Mask, key_hashes
 from tcpscope.track.light import I64, Frames, LightHandshakes, Plan, TimedOut
-from tcpscope.track.prefilter import follow_needed, handshake_needed, member, opening_syns
+from tcpscope.track.prefilter import (
+    PrefilterGate,
+    follow_needed,
+    handshake_needed,
+    member,
+    opening_syns,
+)
 from tcpscope.track.session import Session
 from tcpscope.track.tracker import SECOND, PlainSegment, Tracker
 
@@ -171,6 +177,7 @@ class Engine:
         self.linktype = linktype
         self.paths = paths
         self.prefilter = PREFILTERS[paths.prefilter] if paths.prefilter is not None else None
+        self.gate = PrefilterGate()  # whether a batch is worth prefiltering at all
         # tcpeek -c: 1 drops frames with a bad IP header (or ICMP) checksum, 2 TCP's too
         self.verify = make_checksum_verifier(checksum_level)
         if self.verify is not None and (paths.light or paths.plain_items):
@@ -227,20 +234,25 @@ class Engine:
         if self.shard is not None:  # -j N: this worker's packets only (parallel.shard)
             kept = self.shard.keep(cols)
             cols = cols.take(kept)
-        # A packet the columns cannot read (VLAN tag, IP options...) may open or move
-        # a session in this batch: its 4-tuple's plain packets count as tracked too.
-        tracked = np.concatenate(
-            (
-                np.fromiter(hashes, dtype=np.uint64, count=len(hashes)),
-                self._odd_packet_hashes(cols, buf),
-            )
-        )
         plan = None
-        if self.light is not None:
-            plan = self._light_plan(cols, buf, tracked, full_ts, kept)
-        if plan is None:
-            needed = self.prefilter(cols, tracked)
+        if self.light is None and not self.gate.wanted(len(hashes), len(cols.ts)):
+            needed = np.ones(len(cols.ts), dtype=bool)  # not worth it: all to the exact path
         else:
+            # A packet the columns cannot read (VLAN tag, IP options...) may open or
+            # move a session in this batch: its 4-tuple's plain packets count as
+            # tracked too.
+            tracked = np.concatenate(
+                (
+                    np.fromiter(hashes, dtype=np.uint64, count=len(hashes)),
+                    self._odd_packet_hashes(cols, buf),
+                )
+            )
+            if self.light is not None:
+                plan = self._light_plan(cols, buf, tracked, full_ts, kept)
+            if plan is None:
+                needed = self.prefilter(cols, tracked)
+                self.gate.measured(len(hashes), len(cols.ts) - int(np.count_nonzero(needed)))
+        if plan is not None:
             # What the light handshakes took, they decide whole: the prefilter need
             # not look at those SYNs' packets.
             needed = handshake_needed(cols, tracked, skip=plan.opened)

@@ -14,7 +14,9 @@ are numpy shortcuts around it and must give the same output byte for byte:
 
 - prefilter (track.prefilter): a numpy pass over each batch skips the packets
   that cannot matter: "follow", those of sessions miruo does not track;
-  "handshake", those of handshakes tcpeek has judged.
+  "handshake", those of handshakes tcpeek has judged. A batch it cannot pay
+  for (a table of every session, nothing to skip: miruo -L0) goes whole to
+  the exact path instead (track.prefilter.PrefilterGate).
 - plain items (Tracker.feed_plain): plain IPv4 packets reach the tracker as the
   header fields the numpy pass read, not as frames to decode; quiet ones are
   held in brief when the listener has no `on_quiet`.

@@ -102,3 +102,45 @@ def test_handshake_cutoff_keeps_up_to_the_completing_ack() -> None:
     needed = prefilter.handshake_needed(cols, np.zeros(0, dtype=np.uint64))
     assert needed.tolist() == [True, True, True, False, False, False]
     assert prefilter.follow_needed(cols, np.zeros(0, dtype=np.uint64)).all()
+
+
+def test_the_gate_leaves_the_filter_out_only_while_it_cannot_pay() -> None:
+    gate = prefilter.PrefilterGate()
+    batch = 100
+    large = prefilter.PrefilterGate.LARGE * batch + 1
+    assert gate.wanted(prefilter.PrefilterGate.LARGE * batch, batch)  # a small table: always
+    assert gate.wanted(large, batch)  # a large one: measured first
+    gate.measured(large, skipped=large // prefilter.PrefilterGate.PAYS + 1)  # it paid
+    assert gate.wanted(large, batch)
+    gate.measured(large, skipped=0)  # it did not
+    left_out = [gate.wanted(large, batch) for _ in range(prefilter.PrefilterGate.RECHECK)]
+    assert left_out == [False] * prefilter.PrefilterGate.RECHECK
+    assert gate.wanted(large, batch)  # measured again
+    gate.measured(large, skipped=0)
+    assert gate.wanted(batch, batch)  # a table that shrank is filtered at once
+    assert not gate.wanted(large, batch)
+
+
+@pytest.mark.parametrize("limits", [["-L0", "-l0"], ["-L0", "-l0", "--all", "-v", "2"]])
+def test_batches_fed_whole_give_the_exact_output(
+    capture: Path, limits: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Small batches against the 600 hashes of 300 open sessions, all of them
+    followed (-L0): the gate leaves the filter out, and every packet it would
+    have skipped reaches the exact path, which settles it the same way."""
+    decisions: list[bool] = []
+    wanted = prefilter.PrefilterGate.wanted
+
+    def recorded(self: prefilter.PrefilterGate, tracked: int, packets: int) -> bool:
+        decisions.append(wanted(self, tracked, packets))
+        return decisions[-1]
+
+    monkeypatch.setattr(prefilter.PrefilterGate, "wanted", recorded)
+    monkeypatch.setattr(miruo, "READ_BATCH", 128)
+    argv = [*limits, "-f", str(capture)]
+    bulk_out, bulk_err = run_main(miruo.main, argv)
+    assert decisions.count(False) > 100 and decisions.count(True) > 10
+    exact_out, exact_err = run_main(miruo.main, [*argv, "--paths", "exact"])
+    assert bulk_out == exact_out
+    assert bulk_out.count("Total") > 0
+    assert stable(bulk_err) == stable(exact_err)
