@@ -79,7 +79,7 @@ class Miruo:
         opts = self.options
         if opts.json:
             if isinstance(rec, ShownSession):
-                self.out.write(miruo_json.dumps(miruo_json.session_object(rec)) + "\n")
+                self.out.write(miruo_json.session_line(rec) + "\n")
             return
         if isinstance(rec, (LiveSegment, LiveClose)):
             lines = render_live(rec, self.view)

@@ -6,6 +6,8 @@ import dataclasses
 import functools
 import json
 import socket
+from collections.abc import Iterable
+from json.encoder import encode_basestring_ascii as _json_string  # what json.dumps uses
 from typing import Any, cast
 
 from tcpscope import records
@@ -105,6 +107,12 @@ def analysis_record(seq: SeqAnalysis | None) -> records.Analysis:
 
 def session_record(rec: ShownSession) -> records.Session:
     """The public record of a shown session (what --json writes)."""
+    return _session_record(rec, tuple(_segment(seg, rec.session) for seg in rec.segments))
+
+
+def _session_record(
+    rec: ShownSession, segments_shown: tuple[records.ShownSegment, ...]
+) -> records.Session:
     sess = rec.session
     seq: SeqAnalysis | None = sess.seqspace
     rst = None
@@ -136,12 +144,81 @@ def session_record(rec: ShownSession) -> records.Session:
         reasons=tuple(mk.reason_names(sess.reasons)),
         rtt=seq.rtt if seq is not None else None,
         analysis=analysis_record(seq),
-        segments_shown=tuple(_segment(seg, sess) for seg in rec.segments),
+        segments_shown=segments_shown,
     )
 
 
 def session_object(rec: ShownSession) -> dict[str, Any]:
     return records.json_object(session_record(rec))
+
+
+# --json writes every shown segment (with --all, every segment of the capture):
+# `session_line` writes each one's text straight from the Segment, what
+# dumps(session_object(rec)) writes through a records.ShownSegment and its dict,
+# at a third of the cost. Its keys are the record's fields, in their order
+# (checked here); tests/output/test_miruo_json.py checks the text, byte for byte.
+_SEGMENT_VALUES = (  # each field's value as the text it is written as
+    ("n", "%d"),
+    ("time", "%r"),  # float.__repr__, as json writes floats
+    ("dir", '"%s"'),  # c2s or s2c; flags and state names: plain ASCII, nothing to escape
+    ("flags", '"%s"'),
+    ("seq", "%d"),
+    ("ack", "%d"),
+    ("length", "%d"),
+    ("payload", "%d"),
+    ("client_state", '"%s"'),
+    ("server_state", '"%s"'),
+    ("fragment", "%s"),  # true or false
+    ("options", "%s"),  # a JSON string already
+    ("marks", "%s"),  # a JSON array already
+)
+_SEGMENT_OPTIONAL = "dpi"  # last, left out when None
+if tuple(f.name for f in dataclasses.fields(records.ShownSegment)) != (
+    *(name for name, _ in _SEGMENT_VALUES),
+    _SEGMENT_OPTIONAL,
+):
+    raise ImportError("miruo_json._SEGMENT_VALUES lists records.ShownSegment's fields")
+if dataclasses.fields(records.Session)[-1].name != "segments_shown":
+    raise ImportError("session_line puts the segments last, as records.Session does")
+_SEGMENT_TEXT = "{" + ",".join(f'"{name}":{value}' for name, value in _SEGMENT_VALUES) + "%s}"
+_NO_SEGMENTS = '"segments_shown":[]}'
+
+
+@functools.lru_cache(maxsize=1024)
+def _marks_text(marks: int) -> str:
+    return _json_array(_mark_names(marks))
+
+
+def _segment_text(seg: Segment, sess: Session) -> str:
+    dpi = sess.dpi.get(seg.num)
+    return _SEGMENT_TEXT % (
+        seg.num,
+        epoch(seg.ts),
+        "c2s" if seg.dir == 0 else "s2c",
+        flag_text(seg.flags),
+        seg.seq,
+        seg.ack,
+        seg.wire_len,
+        seg.payload_len,
+        st.STATE_NAMES[seg.cstate],
+        st.STATE_NAMES[seg.sstate],
+        "true" if seg.fragment else "false",
+        _json_string(format_options(seg.options, seg.opt_cut)),
+        _marks_text(seg.marks),
+        "" if dpi is None else f',"dpi":{_json_array(dpi)}',
+    )
+
+
+def _json_array(items: Iterable[str]) -> str:
+    return json.dumps(list(items), separators=(",", ":"))
+
+
+def session_line(rec: ShownSession) -> str:
+    """dumps(session_object(rec)), the segments written straight from the Segments."""
+    head = dumps(records.json_object(_session_record(rec, ())))
+    sess = rec.session
+    segments = ",".join([_segment_text(seg, sess) for seg in rec.segments])
+    return f"{head[: -len(_NO_SEGMENTS)]}\"segments_shown\":[{segments}]}}"
 
 
 def stats_object(view: MiruoStatsView) -> dict[str, Any]:
