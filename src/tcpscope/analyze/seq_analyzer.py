@@ -15,33 +15,32 @@ Only `--json` prints what it finds, so the CLI attaches it only then
 
 from __future__ import annotations
 
-from tcpscope.analyze.seqspace import COUNTERS, SeqAnalysis
+from tcpscope.analyze.seqspace import SeqAnalysis
 from tcpscope.decode.records import Segment
 from tcpscope.track.session import Session
 
 
-class SeqTotals:
-    """The counters summed over every session that ended (the stats object's)."""
+_NOTHING = SeqAnalysis().tally  # a session with every counter 0
 
-    __slots__ = ("retrans", "counts")
+
+class SeqTotals:
+    """The counters summed over every session that ended (the stats object's), in
+    SeqAnalysis.tally's order."""
+
+    __slots__ = ("tally",)
 
     def __init__(self) -> None:
-        self.retrans = [0, 0]
-        self.counts = dict.fromkeys(COUNTERS[1:], 0)
+        self.tally = [0] * len(_NOTHING)
 
     def add(self, analysis: SeqAnalysis) -> None:
-        self.retrans[0] += analysis.retrans[0]
-        self.retrans[1] += analysis.retrans[1]
-        counts = self.counts
-        for name, value in analysis.counts.items():
-            counts[name] += value
+        found = analysis.tally
+        if found != _NOTHING:  # most sessions: nothing to add
+            self.tally = [a + b for a, b in zip(self.tally, found, strict=True)]
 
     def as_dict(self) -> dict[str, object]:
-        out: dict[str, object] = {
-            "retransmissions": {"c2s": self.retrans[0], "s2c": self.retrans[1]}
-        }
-        out.update(self.counts)
-        return out
+        summed = SeqAnalysis()
+        summed.tally = self.tally
+        return summed.as_dict()
 
 
 class SeqAnalyzer:
