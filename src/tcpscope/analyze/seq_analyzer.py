@@ -19,7 +19,6 @@ from tcpscope.analyze.seqspace import SeqAnalysis
 from tcpscope.decode.records import Segment
 from tcpscope.track.session import Session
 
-
 _NOTHING = SeqAnalysis().tally  # a session with every counter 0
 
 

@@ -152,22 +152,23 @@ class SeqAnalysis:
         fwd, rev = self.flows[d], self.flows[1 - d]
         # The common case first, with the result the rules give (tests check it
         # against `by_rules` on random streams): an ACK at the next expected
-        # number, no SYN, FIN or RST, windows open both ways, the round trip
-        # known, carrying data or a new ACK number, and that ACK number not
-        # beyond what the other side sent. Such a segment has no flag at all.
+        # number, maybe with a FIN but no SYN or RST, windows open both ways, the
+        # round trip known, carrying data, a FIN or a new ACK number, and that ACK
+        # number not beyond what the other side sent. Such a segment has no flag.
+        fin = flags & _FIN  # counts one in sequence space
         if (
             seq == fwd.nextseq
-            and flags & 0x17 == _ACK
+            and flags & 0x16 == _ACK
             and window
             and rev.window
             and self.rtt_ns is not None
-            and (seglen or ack != fwd.lastack)
+            and (seglen or fin or ack != fwd.lastack)
         ):
             m = rev.maxseq
             beyond = (ack - m) & _M
             if m < 0 or beyond == 0 or beyond >= _HALF:
-                if seglen:
-                    nx = (seq + seglen) & _M
+                if seglen or fin:
+                    nx = (seq + seglen + fin) & _M
                     fwd.nextseq = nx
                     fwd.nextseq_ts = ts
                 else:
