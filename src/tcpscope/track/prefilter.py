@@ -67,9 +67,9 @@ class PrefilterGate:
     filter then cost ~7 % of the run for nothing. So it is left out while the
     table is over `LARGE` times the batch and the last batch that ran it skipped
     too few packets to pay for it, and it runs again every `RECHECK` batches to
-    see whether that is still so. Either way the exact path gets every packet
-    that can matter (it is the superset the prefilter only narrows), so the
-    output is the same: `--paths shadow` checks it.
+    see whether that is still so. The output is the same either way: the
+    prefilter only takes away packets the exact path would settle as untracked,
+    and without it the exact path settles them itself (`--paths shadow` checks).
     """
 
     LARGE = 4  # a table of over LARGE hashes a packet of the batch
