@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from tcpscope.output import tcpeek_text
-from tcpscope.output.text import clock_ms
+from tcpscope.output.text import clock_ms, local_strftime
 
 T = 1_700_000_005_123_000_000  # 2023-11-14 22:13:25.123 UTC
 
@@ -37,7 +37,7 @@ def test_the_clock_follows_tzset(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_the_tcpeek_stamp_follows_tzset(monkeypatch: pytest.MonkeyPatch) -> None:
     _in("UTC0", monkeypatch)
-    utc = tcpeek_text._stamp(T // 10**9, time.localtime, tcpeek_text.zone())
+    utc = local_strftime(tcpeek_text.STAMP_FORMAT, T // 10**9)
     _in("JST-9", monkeypatch)
-    tokyo = tcpeek_text._stamp(T // 10**9, time.localtime, tcpeek_text.zone())
+    tokyo = local_strftime(tcpeek_text.STAMP_FORMAT, T // 10**9)
     assert (utc, tokyo) == ("23-11-14 22:13:25", "23-11-15 07:13:25")

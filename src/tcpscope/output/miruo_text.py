@@ -86,10 +86,6 @@ def segment_colour(marks: int) -> int | None:
     return None
 
 
-def _arrowed(seg: Segment) -> str:
-    return _arrow_text(seg.dir, seg.flags)
-
-
 def _arrow_text(d: int, flags: int) -> str:
     arrow = ">" if d == 0 else "<"
     return arrow + flag_text(flags) + arrow
@@ -172,7 +168,7 @@ def render_live(rec: LiveSegment | LiveClose, view: ViewConfig) -> list[str]:
     states = f"{STATE_NAMES[seg.cstate]}/{STATE_NAMES[seg.sstate]}"
     line = (
         f"{sid}:{seg.num:04d} {clock_ms(seg.ts, view.localtime)} "
-        f"{client} {_arrowed(seg)} {server} "
+        f"{client} {_arrow_text(seg.dir, seg.flags)} {server} "
         f"{states:<23} {_tail(seg, view)}"
     )
     lines = [paint(line, segment_colour(seg.marks) if view.colour else None)]

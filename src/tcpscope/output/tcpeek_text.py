@@ -8,13 +8,12 @@ replace to be exact.
 
 from __future__ import annotations
 
-import functools
 import socket
 import time
 from collections.abc import Sequence
 
 from tcpscope.analyze.tcpeek_counters import FilterCounts, PcapStats, Uncounted
-from tcpscope.output.text import LocalTime, zone
+from tcpscope.output.text import LocalTime, local_strftime
 
 # The header line ends with a space, as the original's does (its rows too).
 TABLE_HEADER = (
@@ -56,10 +55,7 @@ def _endpoint(addr: bytes, port: int) -> str:
     return f"{format_address(addr):>15}:{port:<5}"
 
 
-@functools.lru_cache(maxsize=64)
-def _stamp(seconds: int, localtime: LocalTime, zone: tuple[int, tuple[str, str]]) -> str:
-    # rows come in time order, many a second (a SYN flood's end: a million)
-    return time.strftime("%y-%m-%d %H:%M:%S", localtime(seconds))
+STAMP_FORMAT = "%y-%m-%d %H:%M:%S"  # a row's start, before its milliseconds
 
 
 def session_line(
@@ -81,7 +77,7 @@ def session_line(
     """
     ms = max(handshake_ns, 0) // 1_000_000
     start_s, start_rest = divmod(start_ts_ns, 1_000_000_000)
-    stamp = _stamp(start_s, localtime, zone())
+    stamp = local_strftime(STAMP_FORMAT, start_s, localtime)
     return (
         f"{ms // 1000:4d}.{ms % 1000:03d} | {stamp}.{start_rest // 1_000_000:03d} | "
         f"{_endpoint(client, client_port)} {_endpoint(server, server_port)} | "

@@ -26,18 +26,21 @@ def endpoint(packed: bytes, port: int) -> str:
 def clock_ms(ts_ns: int, localtime: LocalTime = time.localtime) -> str:
     """`HH:MM:SS.mmm` in local time."""
     sec, rest = divmod(ts_ns, 1_000_000_000)
-    return _clock(sec, localtime, zone()) + f".{rest // 1_000_000:03d}"
+    return local_strftime("%H:%M:%S", sec, localtime) + f".{rest // 1_000_000:03d}"
 
 
-def zone() -> tuple[int, tuple[str, str]]:
-    """What time.tzset() last set: part of the key of every cached local time."""
-    return time.timezone, time.tzname
+def local_strftime(fmt: str, sec: int, localtime: LocalTime = time.localtime) -> str:
+    """strftime of a whole second in local time, once a second: segments and
+    handshakes come in time order, many a second (a SYN flood's end: a million)."""
+    return _strftime(fmt, sec, localtime, (time.timezone, time.tzname))
 
 
 @functools.lru_cache(maxsize=256)
-def _clock(sec: int, localtime: LocalTime, zone: tuple[int, tuple[str, str]]) -> str:
-    # segments come in time order, many a second: strftime once a second
-    return time.strftime("%H:%M:%S", localtime(sec))
+def _strftime(
+    fmt: str, sec: int, localtime: LocalTime, zone: tuple[int, tuple[str, str]]
+) -> str:
+    # `zone`, what time.tzset() last set, is only a key: a new zone, new texts
+    return time.strftime(fmt, localtime(sec))
 
 
 def seconds_ms(ns: int) -> tuple[int, int]:
