@@ -105,6 +105,40 @@ def test_the_shortcut_gives_what_the_rules_give(seed: int) -> None:
         acked[1 - d] = nxt[d] if rng.random() < 0.8 else acked[1 - d]
 
 
+# Segments that open a conversation, in any order: SYN, SYN/ACK (also from the
+# client: a simultaneous open), their retransmissions, SYNs with data, ACKs,
+# data, FINs and RSTs before or without a handshake.
+_OPENERS = (0x02, 0x02, 0x12, 0x12, 0xC2, 0x10, 0x18, 0x11, 0x14, 0x04, 0x03, 0x06)
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_the_shortcuts_give_what_the_rules_give_from_any_opening(seed: int) -> None:
+    """`feed`'s shortcuts for a direction's first SYN and for the handshake's
+    ACK, against `by_rules`, on random openings: ACK numbers right, beyond or
+    anywhere, windows sometimes 0, then a few ordinary segments."""
+    rng = random.Random(1000 + seed)
+    fast, slow = sq.SeqAnalysis(), sq.SeqAnalysis()
+    isn = [rng.getrandbits(32), rng.getrandbits(32)]
+    nxt = [(isn[0] + 1) & 0xFFFFFFFF, (isn[1] + 1) & 0xFFFFFFFF]
+    ts = 0
+    for n in range(rng.randrange(1, 12)):
+        d = rng.randrange(2)
+        flags = rng.choice(_OPENERS) if n < 5 else rng.choice((0x10, 0x18, 0x11))
+        size = rng.choice((0, 0, 0, 1, 100))
+        seq = rng.choice((nxt[d], rng.getrandbits(32)))
+        if flags & 0x02 and rng.random() < 0.8:
+            seq = isn[d]
+        ack = rng.choice((nxt[1 - d], nxt[1 - d], isn[1 - d], (nxt[1 - d] + 1000) & 0xFFFFFFFF,
+                          rng.getrandbits(32), 0))  # fmt: skip
+        window = rng.choice((0, 65535, 65535, 1000))
+        ts += rng.choice((0, 1_000, 2_000_000, 30_000_000))
+        got = fast.feed(d, ts, seq, ack, flags, window, size)
+        want = slow.by_rules(d, ts, seq, ack, flags, window, size)
+        assert got == want, (seed, n)
+        assert _state(fast) == _state(slow), (seed, n)
+        assert (fast.syn_ts, fast.synack_seen) == (slow.syn_ts, slow.synack_seen), (seed, n)
+
+
 # Which segment ends the round trip, as tshark 4.0 shows it on these (SYN at 0,
 # the segments at 5 and 10 ms): (direction, flags, payload) in order, and the rtt.
 RTT_CASES = [

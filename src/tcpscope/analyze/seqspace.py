@@ -150,23 +150,25 @@ class SeqAnalysis:
     ) -> int:
         """Classify one segment of direction `d` and update the state; its bits."""
         fwd, rev = self.flows[d], self.flows[1 - d]
-        # The common case first, with the result the rules give (tests check it
-        # against `by_rules` on random streams): an ACK at the next expected
-        # number, maybe with a FIN but no SYN or RST, windows open both ways, the
-        # round trip known, carrying data, a FIN or a new ACK number, and that ACK
-        # number not beyond what the other side sent. Such a segment has no flag.
+        # The common cases first, with the result the rules give (tests check them
+        # against `by_rules` on random streams). Such a segment has no flag.
+        #
+        # An ACK at the next expected number, maybe with a FIN but no SYN or RST,
+        # windows open both ways, carrying data, a FIN or a new ACK number, and that
+        # ACK number not beyond what the other side sent (the handshake's ACK too).
         fin = flags & _FIN  # counts one in sequence space
         if (
             seq == fwd.nextseq
             and flags & 0x16 == _ACK
             and window
             and rev.window
-            and self.rtt_ns is not None
             and (seglen or fin or ack != fwd.lastack)
         ):
             m = rev.maxseq
             beyond = (ack - m) & _M
             if m < 0 or beyond == 0 or beyond >= _HALF:
+                if self.rtt_ns is None:
+                    self._round_trip(d, ts, flags, seglen)
                 if seglen or fin:
                     nx = (seq + seglen + fin) & _M
                     fwd.nextseq = nx
@@ -183,6 +185,23 @@ class SeqAnalysis:
                 fwd.window = window
                 fwd.last = 0
                 return 0
+        # A direction's first segment, a SYN without FIN or RST (the handshake's
+        # first two), whose ACK number (if any) is not beyond what the other side
+        # sent. Before its first segment a direction's state is all unset.
+        elif flags & 0x07 == _SYN and fwd.nextseq < 0:
+            if flags & _ACK:
+                if rev.maxseq >= 0 and seq_lt(rev.maxseq, ack):  # acked unseen
+                    return self.by_rules(d, ts, seq, ack, flags, window, seglen)
+                if d:
+                    self.synack_seen = True
+                fwd.lastack = ack
+            elif not d:
+                self.syn_ts = ts
+            nx = (seq + seglen + 1) & _M
+            fwd.nextseq = fwd.maxseq = nx
+            fwd.nextseq_ts = fwd.lastack_ts = ts
+            fwd.window = window
+            return 0
         return self.by_rules(d, ts, seq, ack, flags, window, seglen)
 
     def by_rules(
@@ -196,17 +215,8 @@ class SeqAnalysis:
                 self.syn_ts = ts
             elif d == 1 and flags & _ACK:
                 self.synack_seen = True
-        elif (
-            flags & _ACK
-            and self.rtt_ns is None
-            and self.syn_ts >= 0
-            # after a SYN/ACK, the client's ACK; without one (not captured, or
-            # refused), the server's first ACK, or the client's first with data
-            and ((self.synack_seen or seglen > 0) if d == 0 else not self.synack_seen)
-        ):
-            self.rtt_ns = ts - self.syn_ts
-            if self.rtt_ns > 0:
-                self.ooo_ns = self.rtt_ns
+        elif self.rtt_ns is None:
+            self._round_trip(d, ts, flags, seglen)
         out = 0
         nextseq = fwd.nextseq
         end = (seq + seglen + (1 if syn else 0) + (1 if fin else 0)) & _M
@@ -280,6 +290,20 @@ class SeqAnalysis:
         if out:
             self._count(d, out)
         return out
+
+    def _round_trip(self, d: int, ts: int, flags: int, seglen: int) -> None:
+        """Whether this segment (no SYN; the round trip not known yet) ends the
+        handshake's round trip, and if so set it."""
+        if (
+            flags & _ACK
+            and self.syn_ts >= 0
+            # after a SYN/ACK, the client's ACK; without one (not captured, or
+            # refused), the server's first ACK, or the client's first with data
+            and ((self.synack_seen or seglen > 0) if d == 0 else not self.synack_seen)
+        ):
+            self.rtt_ns = ts - self.syn_ts
+            if self.rtt_ns > 0:
+                self.ooo_ns = self.rtt_ns
 
     def _count(self, d: int, out: int) -> None:
         tally = self.tally
