@@ -207,7 +207,7 @@ class SeqAnalysis:
     def by_rules(
         self, d: int, ts: int, seq: int, ack: int, flags: int, window: int, seglen: int
     ) -> int:
-        """`feed` without its shortcut: every rule, in the order documented above."""
+        """`feed` without its shortcuts: every rule, in the order documented above."""
         fwd, rev = self.flows[d], self.flows[1 - d]
         syn, fin, rst = flags & _SYN, flags & _FIN, flags & _RST
         if syn:
