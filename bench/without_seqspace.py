@@ -12,6 +12,7 @@ import sys
 from tcpscope.analyze import miruo as analyzer
 from tcpscope.analyze.seq_analyzer import SeqAnalyzer
 from tcpscope.cli import miruo
+from tcpscope.cli.allocator import keep_batch_memory
 
 _parts = analyzer.miruo_parts
 
@@ -22,4 +23,5 @@ def _without(*args: object, **kwargs: object) -> list[object]:
 
 if __name__ == "__main__":
     analyzer.miruo_parts = _without  # type: ignore[assignment]
+    keep_batch_memory()  # as `python -m tcpscope` does (cli.launch), for the same allocator
     sys.exit(miruo.main(sys.argv[1:]))

@@ -42,6 +42,10 @@ def limit_blas_threads() -> None:
 def run(name: str, argv: list[str] | None = None) -> int:
     """Import and run one command; a stop signal before its capture started ends it."""
     limit_blas_threads()
+    if name != "tcpeekstat":  # the capture tools work in batches (a client does not)
+        from tcpscope.cli.allocator import keep_batch_memory
+
+        keep_batch_memory()
     signals = (signal.SIGINT, signal.SIGTERM)
     pending: list[int] = []
 
