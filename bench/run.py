@@ -218,6 +218,13 @@ def build_commands() -> tuple[list[Command], list[str]]:
             "miruo -L0 -l0 --all --json -j 2 -f F",
             (*miruo, "-L0", "-l0", "--all", "--json", "-j", "2", "-f", "{file}"),
         ),
+        # the issue's own check: default miruo without the sequence-space analyzer
+        # (attached where it is read, --json: the same run both ways, shown so)
+        Command(
+            "miruo_noseq",
+            "miruo -f F without the seq analyzer",
+            (py, without, "-f", "{file}"),
+        ),
         # the same without the sequence-space analyzer (attached with --json only)
         Command(
             "miruo_full_noseq",
@@ -365,7 +372,16 @@ def evaluate(table: Table) -> list[Check]:
         )
         for f in ("s2k", "s20k")
     ]
-    for f in ("s2k", "s20k"):  # what the analyzer costs where it is attached
+    for f in ("s2k", "s20k"):  # what the analyzer costs: default miruo, and where attached
+        with_seq, without = ok(f, "miruo"), ok(f, "miruo_noseq")
+        checks.append(
+            Check(
+                f"miruo -f <= {SEQ_RATIO:g}x without the seq analyzer ({f})",
+                with_seq.seconds / without.seconds if with_seq and without else None,
+                SEQ_RATIO,
+                "x",
+            )
+        )
         with_seq, without = ok(f, "miruo_full"), ok(f, "miruo_full_noseq")
         checks.append(
             Check(
