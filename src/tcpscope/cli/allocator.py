@@ -6,8 +6,8 @@ buffer (~2 MB for 4,096 packets), numpy's columns and temporaries. By default
 glibc serves blocks over 128 KB (a threshold it then moves up and down) with
 mmap and trims freed memory off the top of the heap past 128 KB, so batch after
 batch the same pages are unmapped and faulted in again: on a 1M-packet capture
-tcpeek took 55,000 minor page faults instead of 11,000, and 15–25 % more time
-(bench/README.md, "The allocator"). Served from the heap below `MMAP_BYTES`,
+tcpeek took 54,000 minor page faults instead of 10,000, and 0.1 s more system
+time (bench/README.md, "The allocator"). Served from the heap below `MMAP_BYTES`,
 and kept when freed up to `TRIM_BYTES`, the next batch reuses them.
 
 Left alone: other C libraries (no `mallopt`, or one that ignores it), and a
