@@ -100,7 +100,7 @@ def finish_unless_stopped(
             signal.signal(signum, _cut_short)
         # Closing every session allocates as much as reading did; at the default
         # threshold the first allocation would walk all those still open (~0.7 s).
-        with fewer_collections():
+        with fewer_collections(age_young=True):
             finish()
         return False
     except _CutShort:
@@ -136,29 +136,31 @@ def run(
     `drain_s`: the capture's read timeout, how long packets may wait in the kernel.
     `batch_size`: packets read at a time.
     """
-    with fewer_collections():
+    with fewer_collections(age_young=True):
         return _loop(cap, engine, stop, after_batch, drain_s, batch_size)
 
 
 @contextlib.contextmanager
-def fewer_collections() -> Iterator[None]:
+def fewer_collections(age_young: bool = False) -> Iterator[None]:
     """The tracker holds hundreds of thousands of small acyclic records; at the
     default thresholds the cyclic collector keeps rescanning them (~20 % of run
     time). Collect young objects far less often while the engine works.
 
-    On the way out the young objects are first moved to the oldest generation
-    without being walked (a freeze and an unfreeze: two list moves); back at the
-    default threshold, the next allocation would otherwise walk everything the
-    run left young, the open sessions' held segments included (~0.4 s after
-    1M packets of `-L0 -l0` on s20k). The oldest generation is still collected
-    as before."""
+    `age_young` (the commands, whose process is theirs alone; not the Python
+    API, which leaves its host's generations alone): on the way out, move the
+    young objects to the oldest generation without walking them (a freeze and
+    an unfreeze: two list moves). Back at the default threshold, the next
+    allocation would otherwise walk everything the run left young, the open
+    sessions' held segments included (~0.4 s after 1M packets of `-L0 -l0` on
+    s20k). The oldest generation is still collected as before."""
     previous_thresholds = gc.get_threshold()
     gc.set_threshold(GC_THRESHOLD, *previous_thresholds[1:])
     try:
         yield
     finally:
-        gc.freeze()
-        gc.unfreeze()
+        if age_young:
+            gc.freeze()
+            gc.unfreeze()
         gc.set_threshold(*previous_thresholds)
 
 
