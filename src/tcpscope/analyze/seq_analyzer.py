@@ -15,7 +15,7 @@ Only `--json` prints what it finds, so the CLI attaches it only then
 
 from __future__ import annotations
 
-from tcpscope.analyze.seqspace import SeqAnalysis
+from tcpscope.analyze.seqspace import SeqAnalysis, tally_dict
 from tcpscope.decode.records import Segment
 from tcpscope.track.session import Session
 
@@ -37,9 +37,7 @@ class SeqTotals:
             self.tally = [a + b for a, b in zip(self.tally, found, strict=True)]
 
     def as_dict(self) -> dict[str, object]:
-        summed = SeqAnalysis()
-        summed.tally = self.tally
-        return summed.as_dict()
+        return tally_dict(self.tally)
 
 
 class SeqAnalyzer:

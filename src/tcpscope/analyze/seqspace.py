@@ -325,12 +325,16 @@ class SeqAnalysis:
 
     def as_dict(self) -> dict[str, object]:
         """The `analysis` object of docs/json.md."""
-        out: dict[str, object] = {
-            "retransmissions": {"c2s": self.retrans[0], "s2c": self.retrans[1]}
-        }
-        out.update(self.counts)
-        return out
+        return tally_dict(self.tally)
 
     @property
     def rtt(self) -> float | None:
         return None if self.rtt_ns is None else self.rtt_ns / 1e9
+
+
+def tally_dict(tally: list[int]) -> dict[str, object]:
+    """A tally in SeqAnalysis.tally's order (one session's, or a sum of them) as
+    the `analysis` object of docs/json.md."""
+    out: dict[str, object] = {"retransmissions": {"c2s": tally[0], "s2c": tally[1]}}
+    out.update(zip(COUNTERS[1:], tally[2:], strict=True))
+    return out
