@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tcpscope.track.keytable import KeyTable
+from tcpscope.track.keytable import KeyTable, _bits_for, _capacity
 
 keys = st.integers(0, 2**64 - 1)
 
@@ -58,3 +58,26 @@ def test_a_million_keys() -> None:
     for part in np.array_split(many, 100):
         table.insert(part, np.zeros(part.size, dtype=np.int64))
     assert len(table) == many.size and (table.get(many[::997]) == 0).all()
+
+
+def test_a_rebuild_leaves_room_for_as_many_keys_again() -> None:
+    # Otherwise a table near a size boundary would rebuild on every insert.
+    for entries in [*range(1, 70_000, 37), 4096, 4097, 8192, 8193, 1_000_000, 3_000_000]:
+        assert _capacity(_bits_for(entries)) >= 2 * entries, entries
+
+
+def test_small_tables_stay_sparse_and_large_ones_at_most_half_full() -> None:
+    table = KeyTable()
+    rng = np.random.default_rng(5)
+    keys = np.unique(rng.integers(0, 2**64, 300_000, dtype=np.uint64))
+    rng.shuffle(keys)
+    at = 0
+    for size in (100, 1000, 3000, 5000, 20_000, 100_000, 150_000):
+        part = keys[at : at + size]
+        at += size
+        table.insert(part, np.arange(part.size, dtype=np.int64))
+        slots = table._state.size
+        filled = len(table) + table._gone
+        assert filled <= (slots // 8 if slots <= 2**16 else slots // 2), (size, slots, filled)
+        table.remove(part[::3])  # tombstones count toward the load too
+        assert (table.get(part[1::3]) == np.arange(1, part.size, 3)).all()

@@ -16,7 +16,25 @@ I64 = npt.NDArray[np.int64]
 
 EMPTY, USED, GONE = 0, 1, 2  # a slot never used, in use, or freed (probing goes on)
 _MIX = np.uint64(0x9FB21C651E98DF25)  # odd: spreads every key bit into the top bits
-_MIN_BITS = 10
+_MIN_BITS = 12
+# A batch's lookup costs a numpy pass per probe step of its longest chain. A
+# small table (up to 2**16 slots, ~1 MB) is kept at most 1/8 full, where chains
+# are short; a larger one (a SYN flood's million keys) at most half, to bound its
+# memory. A rebuild leaves room to grow: it sizes the table for twice its keys.
+_SPARSE_BITS = 16
+
+
+def _bits_for(entries: int) -> int:
+    """The table size (log2) a rebuild gives `entries` keys: half its capacity."""
+    sparse = (16 * max(entries, 1) - 1).bit_length()
+    if sparse <= _SPARSE_BITS:
+        return max(_MIN_BITS, sparse)
+    return max(_SPARSE_BITS + 1, (4 * entries - 1).bit_length())
+
+
+def _capacity(bits: int) -> int:
+    """How many keys (tombstones included) a table of 2**bits slots may hold."""
+    return (1 << bits) // 8 if bits <= _SPARSE_BITS else (1 << bits) // 2
 
 
 class KeyTable:
@@ -75,7 +93,7 @@ class KeyTable:
         """Add keys that are not in the table (distinct among themselves)."""
         if not keys.size:
             return
-        if (self._used + self._gone + keys.size) * 2 > self._state.size:
+        if self._used + self._gone + keys.size > _capacity(self._bits):
             self._rebuild(self._used + keys.size)
         mask = (1 << self._bits) - 1
         slots = self._home(keys)
@@ -122,6 +140,5 @@ class KeyTable:
 
     def _rebuild(self, entries: int) -> None:
         keys, values = self.items()
-        bits = max(_MIN_BITS, (4 * max(entries, 1) - 1).bit_length())  # at most half full
-        self._reset(bits)
+        self._reset(_bits_for(entries))
         self.insert(keys, values)
