@@ -17,9 +17,8 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
-from tcpscope.analyze.miruo import MiruoAnalyzer, MiruoConfig, Record
 from tcpscope.analyze.tcpeek import Handshake, LocalAddresses, TcpeekAnalyzer
 from tcpscope.analyze.tcpeek_counters import Counters
 from tcpscope.analyze.tcpeek_filters import FilterSet
@@ -31,12 +30,16 @@ from tcpscope.capture import (
     open_live,
     open_stream,
 )
-from tcpscope.cli import miruo_spec, tcpeek_spec
+from tcpscope.cli import tcpeek_spec
 from tcpscope.decode.link import EN10MB
 from tcpscope.engine import Engine
 from tcpscope.errors import TcpscopeError, UsageError
 from tcpscope.paths import Mode, Paths, select_paths
 from tcpscope.track.tracker import SECOND, TrackConfig, Tracker
+
+if TYPE_CHECKING:  # tcpeek's start-up does without miruo's modules (~10 ms): miruo_parts
+    from tcpscope.analyze.miruo import MiruoAnalyzer, Record
+    from tcpscope.cli import miruo_spec
 
 MS = 1_000_000
 
@@ -131,6 +134,8 @@ def miruo_parts(
     """The analyzer and tracker for `options`; `analysis`: attach the
     sequence-space analyzer (default: with --json, the only output that reads
     it; the Python API's records carry it too)."""
+    from tcpscope.analyze.miruo import MiruoAnalyzer, MiruoConfig
+
     analyzer = MiruoAnalyzer(
         MiruoConfig(
             long_connect_ns=options.long_connect_ms * MS,

@@ -106,3 +106,26 @@ def test_a_plain_run_loads_neither_prometheus_client_nor_tqdm(tmp_path: Path) ->
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout + out.stderr
+
+
+def test_a_tcpeek_run_loads_none_of_miruos_analysis(tmp_path: Path) -> None:
+    """tcpeek starts without miruo's analyzer, its options or its JSON (~15-25 ms of
+    its start-up, which its 2x-the-floor target on a file counts: bench/README.md)."""
+    from tests.support import frames as f
+    from tests.support.pcapwrite import write_pcap
+
+    capture = tmp_path / "one.pcap"
+    syn = f.tcp_frame("198.18.0.1", 1, "198.19.0.1", 80, "S")
+    write_pcap(capture, [(1_700_000_000 * 10**9, syn)])
+    miruo_side = (
+        "tcpscope.analyze.miruo", "tcpscope.analyze.seqspace", "tcpscope.cli.miruo_spec",
+        "tcpscope.output.miruo_json", "tcpscope.output.miruo_text",
+    )  # fmt: skip
+    code = (
+        "import sys\n"
+        "from tcpscope.cli import launch\n"
+        f"launch.run('tcpeek', ['-q', '-r', {str(capture)!r}, '--local', '198.18.0.0/15'])\n"
+        f"print(sorted(m for m in {miruo_side!r} if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout + out.stderr

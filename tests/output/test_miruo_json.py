@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from tcpscope.analyze.miruo import MiruoAnalyzer, MiruoConfig, Record, ShownSession
-from tcpscope.output.miruo_json import dumps, epoch, handshake_of, session_object
+from tcpscope.output.json_values import epoch
+from tcpscope.output.miruo_json import dumps, handshake_of, session_object
 from tcpscope.track.tracker import SECOND, TrackConfig, Tracker
 from tests.support.segments import BASE_NS, Conversation
 

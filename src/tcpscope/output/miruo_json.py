@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import socket
 from collections.abc import Iterable
 from json.encoder import encode_basestring_ascii as _json_string  # what json.dumps uses
 from typing import Any, cast
@@ -16,6 +15,7 @@ from tcpscope.analyze.miruo import ShownSession
 from tcpscope.analyze.seqspace import COUNTERS, SeqAnalysis
 from tcpscope.decode.options import format_options
 from tcpscope.decode.records import Segment
+from tcpscope.output.json_values import epoch, plain_address
 from tcpscope.output.miruo_stats import MiruoStatsView
 from tcpscope.output.miruo_text import flag_text
 from tcpscope.track import states as st
@@ -41,18 +41,6 @@ _MARK_NAMES = (
     (mk.M_CONTEXT, "context"),
     (mk.M_DUP_SYN, "duplicate_syn"),
 )
-
-
-def plain_address(packed: bytes) -> str:
-    family = socket.AF_INET if len(packed) == 4 else socket.AF_INET6
-    return socket.inet_ntop(family, packed)
-
-
-def epoch(ts_ns: int) -> float:
-    """Epoch seconds with microsecond precision."""
-    if not ts_ns % 1000:  # a whole microsecond (pcap): its nearest float, 10x faster
-        return ts_ns // 1000 / 1e6  # (what round() gives until 2038: tests/output/test_epoch)
-    return round(ts_ns / 1e9, 6)
 
 
 def handshake_of(sess: Session) -> records.HandshakeState:

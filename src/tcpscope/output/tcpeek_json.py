@@ -9,7 +9,7 @@ from typing import Any, cast
 from tcpscope import records
 from tcpscope.analyze.tcpeek import Handshake, LateDupSyn
 from tcpscope.analyze.tcpeek_counters import CountersSnapshot
-from tcpscope.output.miruo_json import epoch, plain_address
+from tcpscope.output.json_values import epoch, plain_address
 from tcpscope.output.stats_json import filter_elements
 
 

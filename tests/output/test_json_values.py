@@ -1,4 +1,4 @@
-"""miruo_json.epoch: epoch seconds at microsecond precision.
+"""json_values.epoch: epoch seconds at microsecond precision.
 
 For a whole microsecond (every pcap time) it is the float nearest that
 microsecond. Until 2038 that is the float round(ts / 1e9, 6) gives, which
@@ -10,7 +10,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tcpscope.output.miruo_json import epoch
+from tcpscope.output.json_values import epoch
 
 UNTIL_2038_US = 2**31 * 10**6
 
