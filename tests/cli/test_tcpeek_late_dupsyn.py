@@ -87,7 +87,7 @@ def failures(out: str) -> dict[int, dict[str, Any]]:
     }
 
 
-@pytest.mark.parametrize("batch", [1, 7, 97, 8192])
+@pytest.mark.parametrize("batch", [1, 7, 97, 8192, 16384])
 def test_a_syn_after_the_verdict_is_a_dup_syn_of_its_record(
     capture: Path, batch: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:

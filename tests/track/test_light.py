@@ -185,7 +185,7 @@ class CountingEngine(Engine):
         CountingEngine.settled_total += self.settled
 
 
-@pytest.mark.parametrize("batch", [1, 7, 97, 8192])
+@pytest.mark.parametrize("batch", [1, 7, 97, 8192, 16384])
 @pytest.mark.parametrize("mode", [["--json", "-q"], [], ["-q"]])
 def test_bulk_path_changes_nothing(
     mix: Path, batch: int, mode: list[str], monkeypatch: pytest.MonkeyPatch
