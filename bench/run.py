@@ -470,6 +470,11 @@ def main(argv: list[str] | None = None) -> int:
         default=900.0,
         help="seconds before one run is killed and reported FAILED",
     )
+    parser.add_argument(
+        "--only",
+        default="",
+        help="command keys, comma-separated (the floor is always run); writes results-only.json",
+    )
     args = parser.parse_args(argv)
     if args.repeat < 1 or args.packets < 1:
         parser.error("--repeat and --packets must be >= 1")
@@ -486,6 +491,12 @@ def main(argv: list[str] | None = None) -> int:
     compile_package()
 
     commands, notes = build_commands()
+    only = {k for k in args.only.split(",") if k}
+    unknown = only - {m.key for m in commands}
+    if unknown:
+        parser.error(f"--only: no such command: {', '.join(sorted(unknown))}")
+    if only:
+        commands = [m for m in commands if m.key == "floor" or m.key in only]
     for note in notes:
         print(note)
     runs = measure(captures, commands, args.repeat, args.timeout)
@@ -533,7 +544,7 @@ def main(argv: list[str] | None = None) -> int:
         "notes": notes,
         "runner_rss_mib": round(runner_rss_mib, 1),
     }
-    out = OUT_DIR / "results.json"
+    out = OUT_DIR / ("results-only.json" if only else "results.json")
     out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"\nwritten {out}")
     return 0
