@@ -11,7 +11,7 @@ per-packet decoder, which stays the reference for what every field means.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -41,7 +41,7 @@ PLAIN_LINKS: dict[int, tuple[int, int | None]] = {
 _READ_SPAN = 40  # link header + this many bytes are read: IPv4 (20) + TCP (20)
 ETHER_HEADER = 14
 VLAN_TAG = 4
-_VLAN_TPIDS = np.array(sorted(VLAN_TPIDS), dtype=np.int64)
+_VLAN_TPIDS = sorted(VLAN_TPIDS)
 
 
 
@@ -114,12 +114,20 @@ def columns(linktype: int, buf: bytes, meta: bytes) -> Columns | None:
     def u8(at: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
         return b[at].astype(np.int64)
 
+    def u16(at: npt.NDArray[np.int64]) -> npt.NDArray[np.integer[Any]]:
+        # two byte gathers joined in 16 bits: cheaper than one unaligned 2-byte read
+        value: npt.NDArray[np.integer[Any]] = b[at].astype(np.uint16) << 8 | b[at + 1]
+        return value
+
     if vlan:
         # One 802.1Q/802.1ad tag (a trunk port's traffic) moves the IP header 4 bytes
         # on; two or more tags are left to the exact decoder.
         first = np.where(cap >= ETHER_HEADER, off, 0)
-        outer = u8(first + 12) << 8 | u8(first + 13)
-        tagged = (cap >= ETHER_HEADER + VLAN_TAG) & np.isin(outer, _VLAN_TPIDS)
+        outer = u16(first + 12)
+        tagged = np.zeros(n, dtype=bool)
+        for tpid in _VLAN_TPIDS:  # three compares: np.isin sorts, ~5x slower here
+            tagged |= outer == tpid
+        tagged &= cap >= ETHER_HEADER + VLAN_TAG
         l3: npt.NDArray[np.int64] = np.where(tagged, ETHER_HEADER + VLAN_TAG, ETHER_HEADER)
     else:
         l3 = np.full(n, l3_link, dtype=np.int64)
@@ -135,9 +143,8 @@ def columns(linktype: int, buf: bytes, meta: bytes) -> Columns | None:
     at = np.where(long_enough, off, 0)
     if ethertype_link is not None:
         ethertype_at = l3 - (l3_link - ethertype_link)  # the innermost one, when tagged
-        plain &= (u8(base + ethertype_at) << 8 | u8(base + ethertype_at + 1)) == 0x0800
-        ethertype = u8(at + ethertype_at) << 8 | u8(at + ethertype_at + 1)
-        ipv6 = long_enough & (ethertype == 0x86DD)
+        plain &= u16(base + ethertype_at) == 0x0800
+        ipv6 = long_enough & (u16(at + ethertype_at) == 0x86DD)
     else:
         ipv6 = long_enough & ((b[at + l3] >> 4) == 6)
     plain &= b[ip] == 0x45  # IPv4, 20-byte header
@@ -145,7 +152,7 @@ def columns(linktype: int, buf: bytes, meta: bytes) -> Columns | None:
     plain &= ((b[ip + 6] & 0x3F) == 0) & (b[ip + 7] == 0)  # neither MF nor an offset
     tcp = ip + 20
     tcp_len = (u8(tcp + 12) >> 4) * 4
-    total = u8(ip + 2) << 8 | u8(ip + 3)
+    total = u16(ip + 2)
     plain &= (tcp_len >= 20) & (cap >= l3 + 20 + tcp_len) & ((total == 0) | (total >= 20 + tcp_len))
     flags = b[tcp + 13]
     src = _u32(b, ip + 12)
