@@ -37,7 +37,7 @@ from tcpscope.errors import TcpscopeError, UsageError
 from tcpscope.paths import Mode, Paths, select_paths
 from tcpscope.track.tracker import SECOND, TrackConfig, Tracker
 
-if TYPE_CHECKING:  # tcpeek's start-up does without miruo's modules (~10 ms): miruo_parts
+if TYPE_CHECKING:  # tcpeek's start-up does without miruo's modules (10-20 ms): miruo_parts
     from tcpscope.analyze.miruo import MiruoAnalyzer, Record
     from tcpscope.cli import miruo_spec
 

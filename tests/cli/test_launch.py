@@ -109,7 +109,7 @@ def test_a_plain_run_loads_neither_prometheus_client_nor_tqdm(tmp_path: Path) ->
 
 
 def test_a_tcpeek_run_loads_none_of_miruos_analysis(tmp_path: Path) -> None:
-    """tcpeek starts without miruo's analyzer, its options or its JSON (~15-25 ms of
+    """tcpeek starts without miruo's analyzer, its options or its JSON (10-20 ms of
     its start-up, which its 2x-the-floor target on a file counts: bench/README.md)."""
     from tests.support import frames as f
     from tests.support.pcapwrite import write_pcap

@@ -125,7 +125,7 @@ def columns(linktype: int, buf: bytes, meta: bytes) -> Columns | None:
         first = np.where(cap >= ETHER_HEADER, off, 0)
         outer = u16(first + 12)
         tagged = np.zeros(n, dtype=bool)
-        for tpid in _VLAN_TPIDS:  # three compares: np.isin sorts, ~5x slower here
+        for tpid in _VLAN_TPIDS:  # three compares: np.isin sorts, ~3x slower here
             tagged |= outer == tpid
         tagged &= cap >= ETHER_HEADER + VLAN_TAG
         l3: npt.NDArray[np.int64] = np.where(tagged, ETHER_HEADER + VLAN_TAG, ETHER_HEADER)
