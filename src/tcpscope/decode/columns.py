@@ -155,9 +155,9 @@ def columns(linktype: int, buf: bytes, meta: bytes) -> Columns | None:
     total = u16(ip + 2)
     plain &= (tcp_len >= 20) & (cap >= l3 + 20 + tcp_len) & ((total == 0) | (total >= 20 + tcp_len))
     flags = b[tcp + 13]
-    src = _u32(b, ip + 12)
-    dst = _u32(b, ip + 16)
-    ports = _u32(b, tcp)  # sport << 16 | dport
+    src = _big_endian(b, ip + 12, 4)
+    dst = _big_endian(b, ip + 16, 4)
+    ports = _big_endian(b, tcp, 4)  # sport << 16 | dport
     key = key_np(src, dst, ports)
     rkey = key_np(dst, src, reverse_ports_np(ports))
     return Columns(ts, off, cap, plain, flags, key, rkey, src, dst, ports, ipv6, l3)
@@ -197,7 +197,3 @@ def _big_endian(b: npt.NDArray[np.uint8], at: npt.NDArray[np.int64], width: int)
     view = np.ndarray((b.size - width + 1,), dtype=f">u{width}", buffer=b, strides=(1,))
     value: U64 = view[at].astype(np.uint64)
     return value
-
-
-def _u32(b: npt.NDArray[np.uint8], at: npt.NDArray[np.int64]) -> U64:
-    return _big_endian(b, at, 4)
