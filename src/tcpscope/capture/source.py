@@ -38,6 +38,7 @@ import numpy as np
 import pcapy
 
 from tcpscope.capture.libpcap import status_message
+from tcpscope.capture.readahead import ReadAhead
 from tcpscope.errors import CaptureError, DamagedCapture, FilterSyntaxError
 
 Frame = tuple[int, bytes]
@@ -117,7 +118,9 @@ class Capture:
         self.snaplen = snaplen
         self.live = live
         self._fd = int(reader.getfd()) if live else -1
-        self._count = 0
+        self._count = 0  # packets read from libpcap (by the read-ahead thread, if any)
+        self._delivered = 0  # packets handed out by read_raw
+        self._ahead: ReadAhead[RawBatch] | None = None
         self._reopen_path = reopen_path  # a file we may read again after a damaged record
         self._filter = ""
         self._filter_changed_midway = False
@@ -160,6 +163,22 @@ class Capture:
     def read_raw(self, max_packets: int = 4096) -> RawBatch | None:
         """The next batch as libpcap gave it (one buffer, one meta record a packet):
         empty when nothing is there yet (live), None at end of file."""
+        batch = self._read_once(max_packets) if self._ahead is None else self._ahead.next()
+        if batch is not None:
+            self._delivered += len(batch)
+        return batch
+
+    def read_ahead(self, max_packets: int) -> bool:
+        """From now on read the next batch of `max_packets` in a thread while the
+        caller works on this one (capture.readahead). Regular files only, and
+        only once; whether it started. `close()` stops it."""
+        if self.live or self._ahead is not None or self.file_position() is None:
+            return False
+        self._ahead = ReadAhead(lambda: self._read_once(max_packets))
+        return True
+
+    def _read_once(self, max_packets: int) -> RawBatch | None:
+        """One read from the handle (what read_raw gives without reading ahead)."""
         if self._pending is not None:
             error, self._pending = self._pending, None
             self._eof = True
@@ -225,7 +244,7 @@ class Capture:
     def stats(self) -> CaptureStats:
         """Live: libpcap's recv/drop/ifdrop. Files: packets read so far, 0, 0."""
         if not self.live or self._reader is None:
-            return CaptureStats(self._count, 0, 0)
+            return CaptureStats(self._delivered, 0, 0)
         try:
             recv, drop, ifdrop = self._reader.stats()
         except pcapy.PcapError as exc:
@@ -262,6 +281,8 @@ class Capture:
 
     def close(self) -> None:
         """Release the handle (idempotent)."""
+        if self._ahead is not None:  # nothing may read from the handle once it is closed
+            self._ahead.close()
         reader, self._reader = self._reader, None
         if reader is not None:
             reader.close()

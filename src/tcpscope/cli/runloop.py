@@ -128,6 +128,7 @@ def run(
     after_batch: Callable[[int], None],
     drain_s: float = 0.0,
     batch_size: int = BATCH,
+    read_ahead: bool = False,
 ) -> int:
     """Run until end of file or a stop signal; return the clock's last reading.
 
@@ -135,9 +136,13 @@ def run(
     capture) with the current clock: the packets' time for a file, wall time live.
     `drain_s`: the capture's read timeout, how long packets may wait in the kernel.
     `batch_size`: packets read at a time.
+    `read_ahead`: read a regular file's next batch in a thread meanwhile
+    (Capture.read_ahead): it pays where the engine's work is mostly numpy,
+    which lets the thread run (tcpeek), not where it is Python code a packet
+    (miruo: bench/README.md, "Reading ahead").
     """
     with fewer_collections(age_young=True):
-        return _loop(cap, engine, stop, after_batch, drain_s, batch_size)
+        return _loop(cap, engine, stop, after_batch, drain_s, batch_size, read_ahead)
 
 
 @contextlib.contextmanager
@@ -171,8 +176,11 @@ def _loop(
     after_batch: Callable[[int], None],
     drain_s: float,
     batch_size: int,
+    read_ahead: bool,
 ) -> int:
     size = STREAM_BATCH if cap.name == "-" and not _stdin_is_file() else batch_size
+    if read_ahead:
+        cap.read_ahead(size)  # a regular file's only; the capture stops it at close
     while not stop.requested:
         try:
             now = step(cap, engine, size)

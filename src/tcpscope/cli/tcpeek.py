@@ -199,8 +199,9 @@ def run(options: Options, out: TextIO, err: TextIO, log: logging.Logger) -> int:
 
         with runloop.StopFlag() as stop:
             now = runloop.run(
-                cap, driver, stop, after_batch, READ_TIMEOUT_MS / 1000, READ_BATCH
-            )
+                cap, driver, stop, after_batch, READ_TIMEOUT_MS / 1000, READ_BATCH,
+                read_ahead=True,
+            )  # fmt: skip
         if progress is not None:
             progress.close()
         if stop.damage is not None:
