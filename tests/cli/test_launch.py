@@ -110,7 +110,8 @@ def test_a_plain_run_loads_neither_prometheus_client_nor_tqdm(tmp_path: Path) ->
 
 def test_a_tcpeek_run_loads_none_of_miruos_analysis(tmp_path: Path) -> None:
     """tcpeek starts without miruo's analyzer, its options or its JSON (10-20 ms of
-    its start-up, which its 2x-the-floor target on a file counts: bench/README.md)."""
+    its start-up, which its 2x-the-floor target on a file counts: bench/README.md),
+    and without its own JSON records unless --json asks for them."""
     from tests.support import frames as f
     from tests.support.pcapwrite import write_pcap
 
@@ -120,6 +121,8 @@ def test_a_tcpeek_run_loads_none_of_miruos_analysis(tmp_path: Path) -> None:
     miruo_side = (
         "tcpscope.analyze.miruo", "tcpscope.analyze.seqspace", "tcpscope.cli.miruo_spec",
         "tcpscope.output.miruo_json", "tcpscope.output.miruo_text",
+        # nor, without --json, the JSON records (~14 ms)
+        "tcpscope.records", "tcpscope.output.tcpeek_json",
     )  # fmt: skip
     code = (
         "import sys\n"

@@ -20,7 +20,7 @@ from tcpscope.cli.shadow import Recorder, ShadowEngine
 from tcpscope.cli.tcpeek_spec import COMMAND, Options
 from tcpscope.decode.link import linktype_name
 from tcpscope.engine import Engine
-from tcpscope.output import tcpeek_json, tcpeek_text
+from tcpscope.output import tcpeek_text
 from tcpscope.output.stats_json import make_provider
 from tcpscope.paths import EXACT, Paths
 from tcpscope.server.statsock import DEFAULT_SOCKET_PATH, StatsServer
@@ -54,10 +54,18 @@ class Reporter:
         self.options = options
         self.out = out
         self.err = err
+        if options.json:
+            # Imported for --json only: with the records module under it, ~14 ms of
+            # start-up, which tcpeek's 2x-the-floor target on a file counts.
+            from tcpscope.output import tcpeek_json
+
+            self.dumps = tcpeek_json.dumps
+            self.handshake_object = tcpeek_json.handshake_object
+            self.dupsyn_object = tcpeek_json.dupsyn_object
 
     def __call__(self, hs: Handshake) -> None:
         if self.options.json:
-            self.out.write(tcpeek_json.dumps(tcpeek_json.handshake_object(hs)) + "\n")
+            self.out.write(self.dumps(self.handshake_object(hs)) + "\n")
         if not self.options.quiet:
             elapsed = hs.rtt if hs.rtt is not None else hs.end - hs.start
             self.err.write(
@@ -78,7 +86,7 @@ class Reporter:
     def late(self, late: LateDupSyn) -> None:
         """A SYN sent again after its handshake's failure verdict (--json only: the
         table's row was written at the verdict)."""
-        self.out.write(tcpeek_json.dumps(tcpeek_json.dupsyn_object(late)) + "\n")
+        self.out.write(self.dumps(self.dupsyn_object(late)) + "\n")
 
 
 @dataclass
@@ -235,6 +243,8 @@ def run(options: Options, out: TextIO, err: TextIO, log: logging.Logger) -> int:
                 + "\n"
             )  # fmt: skip
             if options.json:  # the summary's numbers, last
+                from tcpscope.output import tcpeek_json
+
                 stats = tcpeek_json.stats_object(snapshot, first, now, one.analyzer.late_dupsyns)
                 one.out.write(tcpeek_json.dumps(stats) + "\n")
         if isinstance(driver, ShadowEngine) and not cut_short:
