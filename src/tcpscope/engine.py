@@ -215,6 +215,12 @@ class Engine:
             return
         self._work(self._with_ticks(frames))
 
+    def prepare(self, batch: RawBatch) -> None:
+        """Work out a batch's columns ahead of `feed_batch`, in the thread that
+        read it (cli.runloop): pure, it reads the batch and the link type only."""
+        if self.prefilter is not None and len(batch) >= SMALL_BATCH:
+            batch.columns = columns(self.linktype, batch.buf, batch.meta)
+
     def feed_batch(self, batch: RawBatch) -> None:
         """A capture batch: skip in bulk what cannot matter, feed the rest exactly."""
         if not len(batch):
@@ -222,7 +228,9 @@ class Engine:
         if len(batch) < SMALL_BATCH and (self.light is None or not len(self.light)):
             self.feed(batch.frames())  # the exact way: nothing is followed in bulk now
             return
-        cols = columns(self.linktype, batch.buf, batch.meta) if self.prefilter else None
+        cols = batch.columns
+        if cols is None and self.prefilter:
+            cols = columns(self.linktype, batch.buf, batch.meta)
         if cols is None or self.prefilter is None:
             self.feed(batch.frames())
             return

@@ -12,13 +12,16 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from tcpscope.capture import Capture, open_file
+from tcpscope.capture import Capture, RawBatch, open_file
 from tcpscope.capture.readahead import ReadAhead
 from tcpscope.cli import miruo, tcpeek
+from tcpscope.decode.columns import columns
 from tcpscope.errors import CaptureError
 from tests.capture.frames import tcp4
 from tests.support.pcapwrite import pcap_bytes, write_pcap
@@ -95,6 +98,31 @@ def test_a_file_read_ahead_gives_the_same_batches(tmp_path: Path) -> None:
     assert ahead == plain
 
 
+def test_prepare_runs_in_the_reading_thread_before_the_hand_over(tmp_path: Path) -> None:
+    path = tmp_path / "x.pcap"
+    write_pcap(path, FRAMES)
+    where: list[str] = []
+
+    def prepare(batch: RawBatch) -> None:
+        where.append(threading.current_thread().name)
+        batch.columns = columns(1, batch.buf, batch.meta)
+
+    with open_file(str(path)) as cap:
+        assert cap.read_ahead(1000, prepare)
+        got = []
+        while (batch := cap.read_raw(1000)) is not None:
+            assert batch.columns is not None  # worked out before it was handed over
+            inline = columns(1, batch.buf, batch.meta)
+            assert inline is not None
+            assert all(
+                np.array_equal(getattr(batch.columns, name), getattr(inline, name))
+                for name in ("ts", "key", "rkey", "flags", "plain")
+            )
+            got.append(len(batch))
+    assert got == [1000, 1000, 500]
+    assert where == ["tcpscope-read-ahead"] * 3
+
+
 def test_counts_only_the_packets_handed_out(tmp_path: Path) -> None:
     path = tmp_path / "x.pcap"
     write_pcap(path, FRAMES)
@@ -132,7 +160,7 @@ def test_no_read_ahead_from_a_pipe(tmp_path: Path) -> None:
     write_pcap(path, FRAMES[:10])
     # standard input a pipe: a read there may block for ever, so no thread
     code = (
-        "from tcpscope.capture import Capture, open_file\n"
+        "from tcpscope.capture import Capture, RawBatch, open_file\n"
         "cap = open_file('-')\n"
         "print(cap.read_ahead(100), len(cap.read_raw(100)))\n"
     )
@@ -167,8 +195,12 @@ def test_which_command_reads_ahead(
     started: list[bool] = []
     real = Capture.read_ahead
 
-    def read_ahead(cap: Capture, max_packets: int) -> bool:
-        started.append(real(cap, max_packets))
+    def read_ahead(
+        cap: Capture, max_packets: int, prepare: Callable[[RawBatch], None] | None = None
+    ) -> bool:
+        started.append(real(cap, max_packets, prepare))
+        # tcpeek's engine works out each batch's columns in the reading thread
+        assert prepare is not None and prepare.__name__ == "prepare"
         return started[-1]
 
     monkeypatch.setattr(Capture, "read_ahead", read_ahead)

@@ -32,7 +32,7 @@ import tempfile
 import threading
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any, BinaryIO, NamedTuple
+from typing import TYPE_CHECKING, Any, BinaryIO, NamedTuple
 
 import numpy as np
 import pcapy
@@ -40,6 +40,9 @@ import pcapy
 from tcpscope.capture.libpcap import status_message
 from tcpscope.capture.readahead import ReadAhead
 from tcpscope.errors import CaptureError, DamagedCapture, FilterSyntaxError
+
+if TYPE_CHECKING:
+    from tcpscope.decode.columns import Columns
 
 Frame = tuple[int, bytes]
 _Reader = Any  # pcapy's Reader type (pcapy ships no type information)
@@ -168,13 +171,23 @@ class Capture:
             self._delivered += len(batch)
         return batch
 
-    def read_ahead(self, max_packets: int) -> bool:
+    def read_ahead(
+        self, max_packets: int, prepare: Callable[[RawBatch], None] | None = None
+    ) -> bool:
         """From now on read the next batch of `max_packets` in a thread while the
-        caller works on this one (capture.readahead). Regular files only, and
-        only once; whether it started. `close()` stops it."""
+        caller works on this one (capture.readahead), and there run `prepare` on
+        it: pure work on the batch alone (Engine.prepare). Regular files only,
+        and only once; whether it started. `close()` stops it."""
         if self.live or self._ahead is not None or self.file_position() is None:
             return False
-        self._ahead = ReadAhead(lambda: self._read_once(max_packets))
+
+        def read() -> RawBatch | None:
+            batch = self._read_once(max_packets)
+            if batch is not None and prepare is not None:
+                prepare(batch)
+            return batch
+
+        self._ahead = ReadAhead(read)
         return True
 
     def _read_once(self, max_packets: int) -> RawBatch | None:
@@ -388,13 +401,16 @@ class Capture:
 
 class RawBatch:
     """One `next_batch`: every packet's bytes in `buf`, and per packet a 16-byte
-    native record (seconds, microseconds, offset in buf, captured length) in `meta`."""
+    native record (seconds, microseconds, offset in buf, captured length) in `meta`.
+    `columns`: the batch's decode.columns once the reading thread has worked them
+    out (Capture.read_ahead's `prepare`), else None."""
 
-    __slots__ = ("buf", "meta")
+    __slots__ = ("buf", "meta", "columns")
 
     def __init__(self, buf: bytes, meta: bytes) -> None:
         self.buf = buf
         self.meta = meta
+        self.columns: Columns | None = None
 
     def __len__(self) -> int:
         return len(self.meta) // _META.size

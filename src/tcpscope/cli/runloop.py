@@ -137,9 +137,10 @@ def run(
     `drain_s`: the capture's read timeout, how long packets may wait in the kernel.
     `batch_size`: packets read at a time.
     `read_ahead`: read a regular file's next batch in a thread meanwhile
-    (Capture.read_ahead): it pays where the engine's work is mostly numpy,
-    which lets the thread run (tcpeek), not where it is Python code a packet
-    (miruo: bench/README.md, "Reading ahead").
+    (Capture.read_ahead), and there run the engine's `prepare` on it if it has
+    one: it pays where the engine's work is mostly numpy, which lets the thread
+    run (tcpeek), not where it is Python code a packet (miruo: bench/README.md,
+    "Reading ahead").
     """
     with fewer_collections(age_young=True):
         return _loop(cap, engine, stop, after_batch, drain_s, batch_size, read_ahead)
@@ -179,8 +180,8 @@ def _loop(
     read_ahead: bool,
 ) -> int:
     size = STREAM_BATCH if cap.name == "-" and not _stdin_is_file() else batch_size
-    if read_ahead:
-        cap.read_ahead(size)  # a regular file's only; the capture stops it at close
+    if read_ahead:  # a regular file's only; the capture stops it at close
+        cap.read_ahead(size, getattr(engine, "prepare", None))
     while not stop.requested:
         try:
             now = step(cap, engine, size)

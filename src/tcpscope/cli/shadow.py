@@ -95,6 +95,9 @@ class ShadowEngine:
     def first_ts(self) -> int | None:
         return self.bulk.first_ts
 
+    def prepare(self, batch: RawBatch) -> None:
+        self.bulk.prepare(batch)  # the exact engine reads no columns
+
     def feed_batch(self, batch: RawBatch) -> None:
         self.bulk.feed_batch(batch)
         self.exact.feed_batch(batch)
