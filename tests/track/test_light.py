@@ -274,6 +274,27 @@ def test_a_misfit_hands_the_handshake_over_with_its_frames() -> None:
     assert len(light) == 0
 
 
+@pytest.mark.parametrize("mostly_kept", [True, False])
+def test_kept_frames_replay_the_same_from_a_copy_or_from_the_batch(mostly_kept: bool) -> None:
+    """The frames a handshake keeps are copied out of their batch, unless they are
+    most of it (a SYN flood): then the batch buffer itself is kept, no copy."""
+    light = LightHandshakes(30 * SECOND, everything_local)
+    frames = handshake(40006)
+    # Another 4-tuple's established data: a large frame the light handshakes leave.
+    data = f.tcp_frame("198.18.0.9", 5000, "198.18.0.2", 80, "PA", 7, 9, payload=b"x" * 1400)
+    first = frames[:2] if mostly_kept else [*frames[:2], (frames[1][0] + 1, data)]
+    cols, buf = cols_of(first)
+    light.plan(cols, buf, NONE)  # type: ignore[arg-type]
+    (arena,) = light.arenas.values()
+    assert (arena is buf) is mostly_kept
+    assert (len(arena) < len(buf) - 1000) is not mostly_kept  # only the two short frames copied
+    rst = (frames[1][0] + 5, f.tcp_frame("198.18.0.1", 40006, "198.18.0.2", 80, "R", 101, 0))
+    cols, buf = cols_of([rst])
+    plan = light.plan(cols, buf, NONE)  # type: ignore[arg-type]
+    assert plan.promote_frames == [frames[:2]]  # the SYN, then the SYN/ACK, byte for byte
+    assert light.arenas == {} and light.arena_refs == {}
+
+
 def test_a_handshake_a_tick_could_time_out_leaves_before_the_batch() -> None:
     light = LightHandshakes(2 * SECOND, everything_local)
     frames = handshake(40002)

@@ -53,6 +53,7 @@ if len(HANDSHAKE) != DONE:
     raise ImportError("track.light follows a three-packet rules.HANDSHAKE")
 _NO_MATCH = 9
 GATHER_WORDS = 16  # frames of up to 128 bytes are copied out of a batch in bulk
+ARENA_MAX = 2**31 - 1  # the rows' frame offsets (`syn_at`, `synack_at`) are int32
 # Dead rows tolerated before a compaction is worth it (and only once they
 # outnumber the living).
 COMPACT_MIN = 4096
@@ -528,8 +529,13 @@ class LightHandshakes:
         # This batch's SYNs and SYN/ACKs that light handshakes keep or replay.
         kept = take & (broken | waiting)[group]
         kept_packets = packets[kept]
-        arena_bytes, kept_at = _gather(buf, cols.offset[kept_packets], cols.caplen[kept_packets])
-        kept_len = cols.caplen[kept_packets]
+        kept_at, kept_len = cols.offset[kept_packets], cols.caplen[kept_packets]
+        if 2 * int(kept_len.sum()) >= len(buf) and len(buf) <= ARENA_MAX:
+            # Most of the batch is kept (a SYN flood: every packet): the batch buffer
+            # itself is the arena, with no copy and hardly more memory.
+            arena_bytes = buf
+        else:
+            arena_bytes, kept_at = _gather(buf, kept_at, kept_len)
         arena = self._next_arena
         self._next_arena += 1
         self.arenas[arena] = arena_bytes
