@@ -132,3 +132,45 @@ def test_a_tcpeek_run_loads_none_of_miruos_analysis(tmp_path: Path) -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout + out.stderr
+
+
+def test_a_run_over_many_batches_never_imports_numpy_ma(tmp_path: Path) -> None:
+    """np.unique(x) asks numpy.ma whether x is masked, and its first call imports
+    numpy.ma (30-60 ms); the engine's paths use keytable.distinct instead. Here
+    light handshakes span batches, succeed, fail and time out, and miruo's
+    sessions open and close, over batches of 100 packets."""
+    from tests.support import frames as f
+    from tests.support.pcapwrite import write_pcap
+
+    frames = []
+    for i in range(300):
+        t = 1_700_000_000 * 10**9 + i * 7_000_000
+        client = f"198.18.0.{1 + i % 200}"
+        port = 20000 + i
+        frames.append((t, f.tcp_frame(client, port, "198.19.0.1", 80, "S", 100, 0)))
+        if i % 10 == 3:  # rejected
+            frames.append(
+                (t + 1_000_000, f.tcp_frame("198.19.0.1", 80, client, port, "AR", 0, 101))
+            )
+        elif i % 10 != 7:  # else unanswered: a timeout
+            frames.append(
+                (t + 40_000_000, f.tcp_frame("198.19.0.1", 80, client, port, "SA", 500, 101))
+            )
+            frames.append(
+                (t + 90_000_000, f.tcp_frame(client, port, "198.19.0.1", 80, "A", 101, 501))
+            )
+    frames.sort()
+    capture = tmp_path / "many.pcap"
+    write_pcap(capture, frames)
+    code = (
+        "import sys\n"
+        "from tcpscope.cli import launch, miruo, tcpeek\n"
+        "tcpeek.READ_BATCH = miruo.READ_BATCH = 100\n"
+        f"launch.run('tcpeek', ['-q', '-r', {str(capture)!r}, '--local', '198.18.0.0/15'])\n"
+        f"launch.run('miruo', ['-L0', '-l0', '-f', {str(capture)!r}])\n"
+        "print('numpy.ma' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "False", out.stdout + out.stderr
+    summary = out.stdout + out.stderr  # the handshakes were followed, and judged
+    assert "Success: 240 session" in summary and "Failure: 60 session" in summary

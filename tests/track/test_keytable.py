@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tcpscope.track.keytable import KeyTable, _bits_for, _capacity
+from tcpscope.track.keytable import KeyTable, _bits_for, _capacity, distinct
 
 keys = st.integers(0, 2**64 - 1)
 
@@ -81,3 +82,13 @@ def test_small_tables_stay_sparse_and_large_ones_at_most_half_full() -> None:
         assert filled <= (slots // 8 if slots <= 2**16 else slots // 2), (size, slots, filled)
         table.remove(part[::3])  # tombstones count toward the load too
         assert (table.get(part[1::3]) == np.arange(1, part.size, 3)).all()
+
+
+@pytest.mark.parametrize("size", [0, 1, 2, 7, 1000])
+def test_distinct_is_what_np_unique_gives(size: int) -> None:
+    rng = np.random.default_rng(size)
+    for dtype in (np.int64, np.uint64, np.intp, np.int32):
+        values = rng.integers(0, max(size // 3, 1) + 1, size=size).astype(dtype)
+        got = distinct(values)
+        assert got.dtype == values.dtype
+        assert got.tolist() == np.unique(values).tolist()

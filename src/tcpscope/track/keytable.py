@@ -8,11 +8,14 @@ batch of keys costs a few vectorised passes whatever the table holds.
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import numpy as np
 import numpy.typing as npt
 
 U64 = npt.NDArray[np.uint64]
 I64 = npt.NDArray[np.int64]
+G = TypeVar("G", bound=np.generic)
 
 EMPTY, USED, GONE = 0, 1, 2  # a slot never used, in use, or freed (probing goes on)
 _MIX = np.uint64(0x9FB21C651E98DF25)  # odd: spreads every key bit into the top bits
@@ -35,6 +38,20 @@ def _bits_for(entries: int) -> int:
 def _capacity(bits: int) -> int:
     """How many keys (tombstones included) a table of 2**bits slots may hold."""
     return (1 << bits) // 8 if bits <= _SPARSE_BITS else (1 << bits) // 2
+
+
+def distinct(values: npt.NDArray[G]) -> npt.NDArray[G]:
+    """The distinct values, sorted: what np.unique(values) gives. np.unique
+    itself, asked for nothing more, asks numpy.ma whether the array is masked,
+    and its first call imports numpy.ma: 30-60 ms of a run's start-up."""
+    ordered = np.sort(values)
+    if ordered.size < 2:
+        return ordered
+    first = np.empty(ordered.size, dtype=bool)
+    first[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
+    kept: npt.NDArray[G] = ordered[first]
+    return kept
 
 
 class KeyTable:
@@ -120,7 +137,7 @@ class KeyTable:
     def remove(self, keys: U64) -> None:
         """Forget these keys (those not there are ignored)."""
         slots = self._slots(keys)
-        slots = np.unique(slots[slots >= 0])
+        slots = distinct(slots[slots >= 0])
         self._state[slots] = GONE
         self._used -= slots.size
         self._gone += slots.size

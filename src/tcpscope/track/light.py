@@ -39,7 +39,7 @@ from tcpscope.rules import (
     key_np,
     reverse_ports_np,
 )
-from tcpscope.track.keytable import KeyTable
+from tcpscope.track.keytable import KeyTable, distinct
 from tcpscope.track.prefilter import member, opening_syns
 
 I64 = npt.NDArray[np.int64]
@@ -270,7 +270,7 @@ class LightHandshakes:
             return [], np.zeros(0, dtype=np.uint64)
         canonical = canonical_key_np(cols.key, cols.rkey)
         touched = self._rows_of(canonical[cols.plain])
-        rows = np.unique(
+        rows = distinct(
             np.concatenate(
                 (
                     touched[touched >= 0],
@@ -351,7 +351,7 @@ class LightHandshakes:
         if not self.live or not exact_only.size:
             return _index()
         rows = self._rows_of(exact_only)
-        found: Index = np.unique(rows[rows >= 0])
+        found: Index = distinct(rows[rows >= 0])
         return found
 
     def _stale_rows(self, before: int) -> Index:
