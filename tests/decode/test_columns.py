@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from tcpscope.capture import RawBatch
-from tcpscope.decode.columns import columns, plain_fields
+from tcpscope.decode.columns import columns, plain_fields, sequence_numbers
 from tcpscope.decode.frame import make_decoder
 from tcpscope.decode.records import Segment
 from tcpscope.rules import key_hash
@@ -71,6 +71,8 @@ def check_fields(frames: list[bytes], linktype: int) -> None:
     idx = np.arange(len(frames))
     fields = list(zip(*plain_fields(cols, buf, idx), strict=True))  # type: ignore[arg-type]
     decode = make_decoder(linktype)
+    seqs = sequence_numbers(cols, buf, idx).tolist()  # type: ignore[arg-type]
+    assert seqs == [decode(0, frame).seq for frame in frames]  # type: ignore[union-attr]
     for frame, (key, addresses, seqack, flags, wire, payload, window, at, opt, pay, cap) in zip(
         frames, fields, strict=True
     ):

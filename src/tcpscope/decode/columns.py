@@ -190,6 +190,12 @@ def plain_fields(cols: Columns, buf: bytes, idx: npt.NDArray[np.intp]) -> PlainF
     )
 
 
+def sequence_numbers(cols: Columns, buf: bytes, idx: npt.NDArray[np.intp]) -> U64:
+    """The TCP sequence numbers of the plain packets `idx`."""
+    b = np.frombuffer(buf, dtype=np.uint8)
+    return _big_endian(b, cols.offset[idx] + cols.l3[idx] + 24, 4)  # IPv4's 20, TCP's 4
+
+
 def _big_endian(b: npt.NDArray[np.uint8], at: npt.NDArray[np.int64], width: int) -> U64:
     """The `width`-byte big-endian numbers starting at each of `at`: one gather
     through a view of the buffer that steps one byte (numpy reads unaligned

@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from tcpscope.decode.columns import Columns
+from tcpscope.decode.columns import Columns, sequence_numbers
 from tcpscope.decode.records import SYN
 from tcpscope.rules import (
     DECISIVE_FLAGS,
@@ -106,16 +106,6 @@ class TimedOut(NamedTuple):
     ports: U64  # client port << 16 | server port
     end: I64  # when the timeout passed: the last packet + the timeout
     seq: U64  # the SYN's sequence number
-
-
-def _seq(buf: bytes, cols: Columns, packets: Index) -> U64:
-    """The TCP sequence numbers of these plain packets (IPv4 header of 20 bytes)."""
-    b = np.frombuffer(buf, dtype=np.uint8)
-    at = cols.offset[packets] + cols.l3[packets] + 24
-    seq = np.zeros(packets.size, dtype=np.uint64)
-    for i in range(4):
-        seq = (seq << np.uint64(8)) | b[at + i].astype(np.uint64)
-    return seq
 
 
 def _index() -> Index:
@@ -608,7 +598,7 @@ class LightHandshakes:
         if new.size:
             self._add(
                 keys[starts[new]], c_src[new], c_dst[new], c_ports[new],
-                new_want[new], _seq(buf, cols, first[new]), last_ts[new],
+                new_want[new], sequence_numbers(cols, buf, first[new]), last_ts[new],
                 (syn_ts[new], syn_arena[new], syn_at[new], syn_len[new]),
                 (synack_ts[new], synack_arena[new], synack_at[new], synack_len[new]),
             )  # fmt: skip
