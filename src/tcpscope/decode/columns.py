@@ -114,16 +114,11 @@ def columns(linktype: int, buf: bytes, meta: bytes) -> Columns | None:
     def u8(at: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
         return b[at].astype(np.int64)
 
-    def u16(at: npt.NDArray[np.int64]) -> npt.NDArray[np.integer[Any]]:
-        # two byte gathers joined in 16 bits: cheaper than one unaligned 2-byte read
-        value: npt.NDArray[np.integer[Any]] = b[at].astype(np.uint16) << 8 | b[at + 1]
-        return value
-
     if vlan:
         # One 802.1Q/802.1ad tag (a trunk port's traffic) moves the IP header 4 bytes
         # on; two or more tags are left to the exact decoder.
         first = np.where(cap >= ETHER_HEADER, off, 0)
-        outer = u16(first + 12)
+        outer = _u16(b, first + 12)
         tagged = np.zeros(n, dtype=bool)
         for tpid in _VLAN_TPIDS:  # three compares: np.isin sorts, ~3x slower here
             tagged |= outer == tpid
@@ -143,8 +138,8 @@ def columns(linktype: int, buf: bytes, meta: bytes) -> Columns | None:
     at = np.where(long_enough, off, 0)
     if ethertype_link is not None:
         ethertype_at = l3 - (l3_link - ethertype_link)  # the innermost one, when tagged
-        plain &= u16(base + ethertype_at) == 0x0800
-        ipv6 = long_enough & (u16(at + ethertype_at) == 0x86DD)
+        plain &= _u16(b, base + ethertype_at) == 0x0800
+        ipv6 = long_enough & (_u16(b, at + ethertype_at) == 0x86DD)
     else:
         ipv6 = long_enough & ((b[at + l3] >> 4) == 6)
     plain &= b[ip] == 0x45  # IPv4, 20-byte header
@@ -152,7 +147,7 @@ def columns(linktype: int, buf: bytes, meta: bytes) -> Columns | None:
     plain &= ((b[ip + 6] & 0x3F) == 0) & (b[ip + 7] == 0)  # neither MF nor an offset
     tcp = ip + 20
     tcp_len = (u8(tcp + 12) >> 4) * 4
-    total = u16(ip + 2)
+    total = _u16(b, ip + 2)
     plain &= (tcp_len >= 20) & (cap >= l3 + 20 + tcp_len) & ((total == 0) | (total >= 20 + tcp_len))
     flags = b[tcp + 13]
     src = _big_endian(b, ip + 12, 4)
@@ -171,7 +166,7 @@ def plain_fields(cols: Columns, buf: bytes, idx: npt.NDArray[np.intp]) -> PlainF
     ip = cols.offset[idx] + l3
     tcp = ip + 20
     cap = cols.caplen[idx]
-    total = b[ip + 2].astype(np.int64) << 8 | b[ip + 3]
+    total = _u16(b, ip + 2).astype(np.int64)
     total = np.where(total == 0, cap - l3, total)  # offload: trust what was captured
     tcp_len = (b[tcp + 12].astype(np.int64) >> 4) * 4
     src, dst = cols.src[idx], cols.dst[idx]
@@ -182,7 +177,7 @@ def plain_fields(cols: Columns, buf: bytes, idx: npt.NDArray[np.intp]) -> PlainF
         cols.flags[idx].tolist(),
         np.maximum(total + l3, cap).tolist(),
         (total - 20 - tcp_len).tolist(),
-        (b[tcp + 14].astype(np.int64) << 8 | b[tcp + 15]).tolist(),
+        _u16(b, tcp + 14).tolist(),  # the window
         cols.offset[idx].tolist(),
         (l3 + 40).tolist(),
         (l3 + 20 + tcp_len).tolist(),
@@ -194,6 +189,13 @@ def sequence_numbers(cols: Columns, buf: bytes, idx: npt.NDArray[np.intp]) -> U6
     """The TCP sequence numbers of the plain packets `idx`."""
     b = np.frombuffer(buf, dtype=np.uint8)
     return _big_endian(b, cols.offset[idx] + cols.l3[idx] + 24, 4)  # IPv4's 20, TCP's 4
+
+
+def _u16(b: npt.NDArray[np.uint8], at: npt.NDArray[np.int64]) -> npt.NDArray[np.integer[Any]]:
+    """The 16-bit big-endian numbers at each of `at`: two byte gathers joined in
+    16 bits, cheaper here than one unaligned 2-byte read (_big_endian)."""
+    value: npt.NDArray[np.integer[Any]] = b[at].astype(np.uint16) << 8 | b[at + 1]
+    return value
 
 
 def _big_endian(b: npt.NDArray[np.uint8], at: npt.NDArray[np.int64], width: int) -> U64:
