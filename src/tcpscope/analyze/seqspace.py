@@ -182,8 +182,10 @@ class SeqAnalysis:
                     fwd.dupacks = 0
                     fwd.lastack = ack
                 fwd.lastack_ts = ts
-                fwd.window = window
-                fwd.last = 0
+                if window != fwd.window:  # unchanged mostly: no store, no old object freed
+                    fwd.window = window
+                if fwd.last:
+                    fwd.last = 0
                 return 0
         # A direction's first segment, a SYN without FIN or RST (the handshake's
         # first two), whose ACK number (if any) is not beyond what the other side
