@@ -572,7 +572,7 @@ def test_bpf_expression_keeps_only_port_8080(lab: Lab) -> None:
         check_fin_close(block)
     stats = fin.stats
     assert stat(stats, "Total Sessions") == 2 and stat(stats, "RST") == 0
-    # The kernel filtered: the two other connections' ~20 packets were never counted.
+    # The kernel filtered: the other three connections' ~22 packets were never counted.
     # pcap_stats(3PCAP) allows ps_recv to count packets that arrived before the
     # filter was set (Linux filters the ring's early packets in userland after the
     # kernel counted them): a stray neighbour packet may add one or two.
