@@ -111,9 +111,6 @@ def columns(linktype: int, buf: bytes, meta: bytes) -> Columns | None:
             ts, off, cap, none, flags, empty, empty, empty, empty, empty, none.copy(), at_link
         )
 
-    def u8(at: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
-        return b[at].astype(np.int64)
-
     if vlan:
         # One 802.1Q/802.1ad tag (a trunk port's traffic) moves the IP header 4 bytes
         # on; two or more tags are left to the exact decoder.
@@ -146,7 +143,7 @@ def columns(linktype: int, buf: bytes, meta: bytes) -> Columns | None:
     plain &= b[ip + 9] == 6  # TCP
     plain &= ((b[ip + 6] & 0x3F) == 0) & (b[ip + 7] == 0)  # neither MF nor an offset
     tcp = ip + 20
-    tcp_len = (u8(tcp + 12) >> 4) * 4
+    tcp_len = _tcp_header_length(b, tcp)
     total = _u16(b, ip + 2)
     plain &= (tcp_len >= 20) & (cap >= l3 + 20 + tcp_len) & ((total == 0) | (total >= 20 + tcp_len))
     flags = b[tcp + 13]
@@ -168,7 +165,7 @@ def plain_fields(cols: Columns, buf: bytes, idx: npt.NDArray[np.intp]) -> PlainF
     cap = cols.caplen[idx]
     total = _u16(b, ip + 2).astype(np.int64)
     total = np.where(total == 0, cap - l3, total)  # offload: trust what was captured
-    tcp_len = (b[tcp + 12].astype(np.int64) >> 4) * 4
+    tcp_len = _tcp_header_length(b, tcp)
     src, dst = cols.src[idx], cols.dst[idx]
     return PlainFields(
         cols.key[idx].tolist(),
@@ -189,6 +186,15 @@ def sequence_numbers(cols: Columns, buf: bytes, idx: npt.NDArray[np.intp]) -> U6
     """The TCP sequence numbers of the plain packets `idx`."""
     b = np.frombuffer(buf, dtype=np.uint8)
     return _big_endian(b, cols.offset[idx] + cols.l3[idx] + 24, 4)  # IPv4's 20, TCP's 4
+
+
+def _tcp_header_length(
+    b: npt.NDArray[np.uint8], tcp: npt.NDArray[np.int64]
+) -> npt.NDArray[np.int64]:
+    """The TCP header lengths in bytes (the data offset, in 32-bit words) of the
+    headers starting at each of `tcp`."""
+    length: npt.NDArray[np.int64] = (b[tcp + 12].astype(np.int64) >> 4) * 4
+    return length
 
 
 def _u16(b: npt.NDArray[np.uint8], at: npt.NDArray[np.int64]) -> npt.NDArray[np.integer[Any]]:
