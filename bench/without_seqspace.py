@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import sys
 
-from tcpscope.analyze import miruo as analyzer
-from tcpscope.analyze.seq_analyzer import SeqAnalyzer
-from tcpscope.cli import miruo
-from tcpscope.cli.allocator import keep_batch_memory
+from tcpscope.cli import launch
+
+launch.limit_blas_threads()  # before numpy loads, as `python -m tcpscope` does
+
+from tcpscope.analyze import miruo as analyzer  # noqa: E402  (imports numpy)
+from tcpscope.analyze.seq_analyzer import SeqAnalyzer  # noqa: E402
 
 _parts = analyzer.miruo_parts
 
@@ -22,6 +24,7 @@ def _without(*args: object, **kwargs: object) -> list[object]:
 
 
 if __name__ == "__main__":
-    analyzer.miruo_parts = _without  # type: ignore[assignment]
-    keep_batch_memory()  # as `python -m tcpscope` does (cli.launch), for the same allocator
-    sys.exit(miruo.main(sys.argv[1:]))
+    analyzer.miruo_parts = _without
+    # Through the same launcher as `python -m tcpscope miruo` (allocator, one BLAS
+    # thread, buffered stderr), so that the two runs differ by the analyzer alone.
+    launch.exit_now(launch.run("miruo", sys.argv[1:]))
