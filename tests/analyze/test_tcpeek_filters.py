@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tcpscope.analyze.tcpeek_filters import FilterSet, parse_filter
+from tcpscope.analyze.tcpeek_filters import FilterSet, numbered, parse_filter
 from tcpscope.errors import FilterSyntaxError, TcpscopeError
 
 
@@ -295,3 +295,25 @@ def test_match_ipv4_past_62_filters_goes_one_by_one() -> None:
     remote = np.array([0xC6120005, 0xC6120045, 0xC6130000], dtype=np.uint64)
     numbers, names = filters.match_ipv4(np.zeros(3, dtype=bool), remote, np.full(3, 80, np.uint64))
     assert [names[n] for n in numbers.tolist()] == [("RX", "f5"), ("RX", "f69"), ("RX",)]
+
+
+@pytest.mark.parametrize("top", [1, 7, 2**16 - 1, 2**16, 2**40])
+def test_codes_are_numbered_as_np_unique_numbers_them(top: int) -> None:
+    # Below 2**16 by counting, above by sorting: the same places either way.
+    rng = np.random.default_rng(top)
+    codes = rng.integers(0, top, 5000, dtype=np.int64)
+    codes[:3] = [0, top - 1, top // 2]
+    unique, places = numbered(codes)
+    expected_unique, expected_places = np.unique(codes, return_inverse=True)
+    assert unique.tolist() == expected_unique.tolist()
+    assert places.tolist() == expected_places.tolist() and places.dtype == np.intp
+    assert numbered(np.zeros(0, dtype=np.int64))[1].size == 0
+
+
+def test_match_ipv4_with_twenty_filters_numbers_by_sorting() -> None:
+    # 20 filters: codes up to 2**21, past what is numbered by counting.
+    filters = FilterSet.parse([f"f{i}:RX@198.18.0.{i}:*" for i in range(20)])
+    remote = np.array([0xC6120013, 0xC6120002, 0xC6130000, 0xC6120013], dtype=np.uint64)
+    numbers, names = filters.match_ipv4(np.zeros(4, dtype=bool), remote, np.full(4, 80, np.uint64))
+    got = [names[n] for n in numbers.tolist()]
+    assert got == [("RX", "f19"), ("RX", "f2"), ("RX",), ("RX", "f19")]

@@ -226,6 +226,23 @@ def parse_filter(text: str) -> Filter:
     return Filter(name, direction, groups, text)
 
 
+# Codes below this are numbered by counting (O(n)) rather than sorting.
+_COUNTED_CODES = 1 << 16
+
+
+def numbered(codes: npt.NDArray[np.int64]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.intp]]:
+    """np.unique(codes, return_inverse=True) for non-negative codes: the distinct
+    codes, sorted, and each code's place among them. With a few filters the codes
+    are small, and counting them is linear where np.unique sorts (a SYN flood's
+    million timeouts: ~5 ms against ~35 ms)."""
+    if not codes.size or int(codes.max()) >= _COUNTED_CODES:
+        unique, places = np.unique(codes, return_inverse=True)
+        return unique, places.reshape(-1).astype(np.intp)
+    present = np.bincount(codes) > 0
+    place_of = np.cumsum(present, dtype=np.intp) - 1
+    return np.flatnonzero(present).astype(np.int64), place_of[codes]
+
+
 class FilterSet:
     """The defaults (RX, TX), the named filters in order, and the exclusions apart.
 
@@ -295,7 +312,7 @@ class FilterSet:
                     ok &= np.isin(server_port, np.array(sorted(g.ports), dtype=np.uint64))
                 any_group |= ok
             codes |= (hit & any_group).astype(np.int64) << bit
-        unique, numbers = np.unique(codes, return_inverse=True)
+        unique, numbers = numbered(codes)
         names: list[tuple[str, ...]] = []
         excluded = len(self._exclusions)
         for code in unique.tolist():
@@ -308,7 +325,7 @@ class FilterSet:
                 if code >> bit & 1 and f.direction == direction
             ]  # fmt: skip
             names.append(tuple(dict.fromkeys(matched)))
-        return numbers.astype(np.intp), names
+        return numbers, names
 
     def _match_each(
         self, outbound: npt.NDArray[np.bool_], remote: npt.NDArray[np.uint64],
