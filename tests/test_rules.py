@@ -82,3 +82,20 @@ def test_grouping_keeps_batch_order_inside_each_group(keys: list[int]) -> None:
         assert (np.diff(members) > 0).all()  # batch order
         assert (canonical[members] == canonical[members[0]]).all()
         assert (group[start : start + sizes[g]] == g).all()
+
+
+@given(
+    s.lists(s.integers(0, 5), min_size=0, max_size=60),
+    s.lists(s.booleans(), min_size=60, max_size=60),
+)
+def test_grouping_in_an_order_worked_out_ahead_is_the_same(
+    keys: list[int], chosen: list[bool]
+) -> None:
+    # The reading thread may sort the whole batch once (Engine.prepare); any part
+    # of it taken from that order must be grouped as a sort of the part would.
+    canonical = np.array(keys, dtype=np.uint64)
+    idx = np.flatnonzero(np.array(chosen[: len(keys)], dtype=bool))
+    sorted_here = rules.group_by_connection(canonical, idx)
+    ahead = rules.group_by_connection(canonical, idx, rules.connection_order(canonical))
+    for here, there in zip(sorted_here, ahead, strict=True):
+        assert here.tolist() == there.tolist()

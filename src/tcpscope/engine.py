@@ -33,7 +33,7 @@ from tcpscope.decode.records import Segment
 from tcpscope.errors import DecodeError
 from tcpscope.paths import EXACT, Paths
 from tcpscope.rules import U64, Mask, key_hashes
-from tcpscope.track.light import I64, Frames, LightHandshakes, Plan, TimedOut
+from tcpscope.track.light import I64, Ahead, Frames, LightHandshakes, Plan, TimedOut
 from tcpscope.track.prefilter import (
     PrefilterGate,
     follow_needed,
@@ -51,6 +51,11 @@ from tcpscope.track.tracker import SECOND, PlainSegment, Tracker
 # packet at a time, a quiet live link a few at a time (batches of 1 were 20-30
 # times slower in bulk).
 SMALL_BATCH = 64
+
+# A batch whose opening SYNs are over this share of its packets gets the light
+# handshakes' sort and their SYNs' sequence numbers in the reading thread
+# (Engine.prepare, track.light.Ahead).
+AHEAD_SYN_SHARE = 0.5
 
 # Light handshakes still pending at the end are judged this many at a time: a
 # SYN flood leaves a million, which must stream out, not pile up.
@@ -197,6 +202,7 @@ class Engine:
         self.on_tick: Callable[[int], None] | None = None
         self.packets = 0
         self.settled = 0  # handshakes judged in bulk
+        self.ahead = 0  # batches planned with what `prepare` worked out (tests)
         self.first_ts: int | None = None
         self.last_ts: int | None = None
         self._next_tick: int | None = None
@@ -217,9 +223,21 @@ class Engine:
 
     def prepare(self, batch: RawBatch) -> None:
         """Work out a batch's columns ahead of `feed_batch`, in the thread that
-        read it (cli.runloop): pure, it reads the batch and the link type only."""
-        if self.prefilter is not None and len(batch) >= SMALL_BATCH:
-            batch.columns = columns(self.linktype, batch.buf, batch.meta)
+        read it (cli.runloop): pure, it reads the batch and the link type only.
+
+        A batch of mostly SYNs (a flood, a scan: nearly every packet a light
+        handshake of its own, and the engine's thread the slower) also gets its
+        packets' connection order and sequence numbers there (track.light.Ahead),
+        so that the light handshakes' plan need not sort the batch nor read the
+        SYNs again. Elsewhere the plan groups a part of the batch only, and the
+        reading thread is the slower one (bench/README.md): both stay there."""
+        if self.prefilter is None or len(batch) < SMALL_BATCH:
+            return
+        cols = batch.columns = columns(self.linktype, batch.buf, batch.meta)
+        if cols is None or self.light is None or self.shard is not None:
+            return
+        if np.count_nonzero(opening_syns(cols)) > AHEAD_SYN_SHARE * len(batch):
+            batch.ahead = Ahead.of(cols, batch.buf)
 
     def feed_batch(self, batch: RawBatch) -> None:
         """A capture batch: skip in bulk what cannot matter, feed the rest exactly."""
@@ -256,7 +274,8 @@ class Engine:
                 )
             )
             if self.light is not None:
-                plan = self._light_plan(cols, buf, tracked, full_ts, kept)
+                ahead = batch.ahead if kept is None else None
+                plan = self._light_plan(cols, buf, tracked, full_ts, kept, ahead)
             if plan is None:
                 needed = self.prefilter(cols, tracked)
                 self.gate.measured(len(hashes), len(cols.ts) - int(np.count_nonzero(needed)))
@@ -461,11 +480,12 @@ class Engine:
         tracked: U64,
         full_ts: npt.NDArray[np.int64],
         kept: npt.NDArray[np.intp] | None,
+        ahead: Ahead | None = None,
     ) -> Plan:
         """What the light handshakes (track.light) make of this batch. `tracked`:
         the hashes of the tracker's 4-tuples and of the batch's odd packets.
         `kept`: the packets of `cols` in the whole batch (-j), whose times `full_ts`
-        the clock follows."""
+        the clock follows. `ahead`: what `prepare` worked out of the batch."""
         judge, light = self.judge, self.light
         assert judge is not None and light is not None
         tracker = self.tracker
@@ -483,7 +503,9 @@ class Engine:
             return Plan.promotions_only(frames, theirs)
         tracker.outside = 0  # no SYN of this batch can reach the limit
         if kept is None:
-            return light.plan(cols, buf, exact_only)
+            if ahead is not None:
+                self.ahead += 1
+            return light.plan(cols, buf, exact_only, ahead=ahead)
         clock = (np.maximum.accumulate(full_ts)[kept], int(full_ts.max()))
         return light.plan(cols, buf, exact_only, clock)
 

@@ -109,10 +109,25 @@ class ByConnection(NamedTuple):
     group: Index  # each packet's group number
 
 
-def group_by_connection(canonical: U64, idx: Index) -> ByConnection:
-    """Group the packets `idx` by their `canonical` key (a stable sort)."""
-    order = np.argsort(canonical[idx], kind="stable")
-    packets = idx[order]
+def connection_order(canonical: U64) -> Index:
+    """Every packet of a batch in connection order, batch order inside each
+    connection (a stable sort): `group_by_connection`'s `order`, worked out ahead."""
+    order: Index = np.argsort(canonical, kind="stable")
+    return order
+
+
+def group_by_connection(canonical: U64, idx: Index, order: Index | None = None) -> ByConnection:
+    """Group the packets `idx` (in batch order) by their `canonical` key, batch
+    order inside each group. `order`: the batch's `connection_order`, when the
+    reading thread worked it out; then no sort is needed here, since the packets
+    of `idx` taken from a stable sort of all keep the order a stable sort of
+    theirs alone gives."""
+    if order is None:
+        packets = idx[np.argsort(canonical[idx], kind="stable")]
+    else:
+        chosen = np.zeros(canonical.size, dtype=bool)
+        chosen[idx] = True
+        packets = order[chosen[order]]
     keys = canonical[packets]
     starts = (
         np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])

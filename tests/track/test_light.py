@@ -23,7 +23,7 @@ from tcpscope.capture import RawBatch
 from tcpscope.cli import tcpeek
 from tcpscope.decode.columns import columns
 from tcpscope.engine import Engine
-from tcpscope.track.light import WANT_ACK, LightHandshakes
+from tcpscope.track.light import WANT_ACK, Ahead, LightHandshakes
 from tcpscope.track.prefilter import member
 from tests.support import frames as f
 from tests.support.cli import handshake_lines, run_main
@@ -179,24 +179,31 @@ class CountingEngine(Engine):
     """The engine, remembering how many handshakes it settled in bulk."""
 
     settled_total = 0
+    ahead_total = 0
 
     def finish(self, now: int) -> None:
         super().finish(now)
         CountingEngine.settled_total += self.settled
+        CountingEngine.ahead_total += self.ahead
 
 
+@pytest.mark.parametrize("ahead", [False, True])
 @pytest.mark.parametrize("batch", [1, 7, 97, 8192, 16384])
 @pytest.mark.parametrize("mode", [["--json", "-q"], [], ["-q"]])
 def test_bulk_path_changes_nothing(
-    mix: Path, batch: int, mode: list[str], monkeypatch: pytest.MonkeyPatch
+    mix: Path, batch: int, mode: list[str], ahead: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     argv = [*mode, "-t", "2", "--icmp", "--local", "198.18.0.0/16", "-r", str(mix)]
     monkeypatch.setattr(tcpeek, "READ_BATCH", batch)
     monkeypatch.setattr(pipeline, "Engine", CountingEngine)
-    CountingEngine.settled_total = 0
+    # ahead: every batch planned with the sort and the sequence numbers the reading
+    # thread works out (Engine.prepare), as a SYN flood's are; the mix has fewer SYNs.
+    monkeypatch.setattr(engine, "AHEAD_SYN_SHARE", -1.0 if ahead else 2.0)
+    CountingEngine.settled_total = CountingEngine.ahead_total = 0
     bulk_out, bulk_err = run(argv)
     if batch >= engine.SMALL_BATCH:  # smaller batches take the exact path whole
         assert CountingEngine.settled_total > 300
+        assert (CountingEngine.ahead_total > 0) == ahead
     else:
         assert CountingEngine.settled_total == 0
     exact_out, exact_err = run([*argv, "--paths", "exact"])
@@ -243,6 +250,44 @@ def handshake(cport: int, t0: float = 0.0) -> list[Frame]:
 
 
 NONE = np.zeros(0, dtype=np.uint64)
+
+
+def test_a_plan_with_what_was_worked_out_ahead_is_the_same() -> None:
+    # SYNs left waiting (their sequence numbers kept in the rows), whole
+    # handshakes, and a SYN/ACK for a SYN of the first batch in the second.
+    frames: list[Frame] = []
+    for port in range(40000, 40060):
+        if port % 3 == 0:
+            frames += handshake(port, t0=port - 40000)
+        else:  # a SYN alone, its sequence number its own
+            syn = f.tcp_frame("198.18.0.1", port, "198.18.0.2", 80, "S", port * 7, 0)
+            frames.append((BASE + (port - 40000) * SECOND // 100, syn))
+    frames.sort(key=lambda fr: fr[0])
+    later = [f.tcp_frame("198.18.0.2", 80, "198.18.0.1", 40001, "SA", 500, 40001 * 7 + 1)]
+    second = [(BASE + 100 * SECOND, later[0])]
+    tables = []
+    for worked_out in (False, True):
+        light = LightHandshakes(300 * SECOND, everything_local)
+        plans = []
+        for batch in (frames, second):
+            cols, buf = cols_of(batch)
+            ahead = Ahead.of(cols, buf) if worked_out else None  # type: ignore[arg-type]
+            plans.append(light.plan(cols, buf, NONE, ahead=ahead))  # type: ignore[arg-type]
+        tables.append((plans, light))
+    (plans, light), (plans_ahead, light_ahead) = tables
+    assert plans[0].success_at.size == 20 and len(light) == 40
+    for plan, plan_ahead in zip(plans, plans_ahead, strict=True):
+        for field, got in zip(plan, plan_ahead, strict=True):
+            if isinstance(field, np.ndarray):
+                assert field.tolist() == got.tolist()
+            else:
+                assert field == got
+    for column in ("canon", "seq", "want", "syn_ts", "last_ts"):
+        assert getattr(light, column)[: light.n].tolist() == getattr(light_ahead, column)[
+            : light_ahead.n
+        ].tolist()
+    waiting = [p * 7 for p in range(40000, 40060) if p % 3]
+    assert sorted(light.seq[: light.n][light.alive[: light.n]].tolist()) == waiting
 
 
 def test_a_handshake_across_two_batches_is_a_success_where_its_ack_is() -> None:

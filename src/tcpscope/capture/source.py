@@ -43,6 +43,7 @@ from tcpscope.errors import CaptureError, DamagedCapture, FilterSyntaxError
 
 if TYPE_CHECKING:
     from tcpscope.decode.columns import Columns
+    from tcpscope.track.light import Ahead
 
 Frame = tuple[int, bytes]
 _Reader = Any  # pcapy's Reader type (pcapy ships no type information)
@@ -403,14 +404,16 @@ class RawBatch:
     """One `next_batch`: every packet's bytes in `buf`, and per packet a 16-byte
     native record (seconds, microseconds, offset in buf, captured length) in `meta`.
     `columns`: the batch's decode.columns once the reading thread has worked them
-    out (Capture.read_ahead's `prepare`), else None."""
+    out (Capture.read_ahead's `prepare`), else None; `ahead` likewise, what the
+    light handshakes' plan takes from there when `prepare` found it worth it."""
 
-    __slots__ = ("buf", "meta", "columns")
+    __slots__ = ("buf", "meta", "columns", "ahead")
 
     def __init__(self, buf: bytes, meta: bytes) -> None:
         self.buf = buf
         self.meta = meta
         self.columns: Columns | None = None
+        self.ahead: Ahead | None = None
 
     def __len__(self) -> int:
         return len(self.meta) // _META.size

@@ -35,6 +35,7 @@ from tcpscope.rules import (
     Index,
     Mask,
     canonical_key_np,
+    connection_order,
     group_by_connection,
     key_np,
     reverse_ports_np,
@@ -95,6 +96,22 @@ class Plan(NamedTuple):
             success_at=none, client=u64, server=u64, ports=u64,
             start=np.zeros(0, dtype=np.int64), outbound=np.zeros(0, dtype=bool),
         )  # fmt: skip
+
+
+class Ahead(NamedTuple):
+    """What the reading thread works out of a batch of mostly SYNs for `plan`
+    (engine.Engine.prepare): there the engine's thread is the slower one, each
+    SYN a light handshake of its own."""
+
+    order: Index  # the batch's rules.connection_order
+    seq: U64  # each plain packet's TCP sequence number (0 for the others)
+
+    @classmethod
+    def of(cls, cols: Columns, buf: bytes) -> Ahead:
+        plain = np.flatnonzero(cols.plain)
+        seq = np.zeros(cols.plain.size, dtype=np.uint64)
+        seq[plain] = sequence_numbers(cols, buf, plain)
+        return cls(connection_order(canonical_key_np(cols.key, cols.rkey)), seq)
 
 
 class TimedOut(NamedTuple):
@@ -397,7 +414,12 @@ class LightHandshakes:
 
     # ------------------------------------------------------------- a batch
     def plan(
-        self, cols: Columns, buf: bytes, exact_only: U64, clock: tuple[I64, int] | None = None
+        self,
+        cols: Columns,
+        buf: bytes,
+        exact_only: U64,
+        clock: tuple[I64, int] | None = None,
+        ahead: Ahead | None = None,
     ) -> Plan:
         """Follow this batch's packets of light handshakes and start new ones.
 
@@ -405,8 +427,10 @@ class LightHandshakes:
         path: pending in the tracker, judged lately, or carried by a packet that is
         not plain. `clock`: when `cols` is one worker's part of a batch (-j), the
         latest time of the whole batch at each of its packets, and at the batch's
-        end (the clock ticks on every packet). Updates the table; returns what the
-        engine must do, in order.
+        end (the clock ticks on every packet). `ahead`: what the reading thread
+        worked out of the whole batch, if it did (never with `clock`: it is the
+        whole batch's). Updates the table; returns what the engine must do, in
+        order.
         """
         ts = cols.ts
         reached, latest = (
@@ -440,7 +464,8 @@ class LightHandshakes:
             plain = np.flatnonzero(cols.plain & ~candidates)
             candidates[plain[self._rows_of(canonical[plain]) >= 0]] = True
         idx = np.flatnonzero(candidates)
-        packets, starts, sizes, group = group_by_connection(canonical, idx)
+        order = None if ahead is None else ahead.order
+        packets, starts, sizes, group = group_by_connection(canonical, idx, order)
         keys = canonical[packets]
         first = packets[starts]
 
@@ -596,9 +621,11 @@ class LightHandshakes:
         self._remove(leaving)
         new = np.flatnonzero(~old & waiting)
         if new.size:
+            at_syn = first[new]
+            syn_seq = sequence_numbers(cols, buf, at_syn) if ahead is None else ahead.seq[at_syn]
             self._add(
                 keys[starts[new]], c_src[new], c_dst[new], c_ports[new],
-                new_want[new], sequence_numbers(cols, buf, first[new]), last_ts[new],
+                new_want[new], syn_seq, last_ts[new],
                 (syn_ts[new], syn_arena[new], syn_at[new], syn_len[new]),
                 (synack_ts[new], synack_arena[new], synack_at[new], synack_len[new]),
             )  # fmt: skip
