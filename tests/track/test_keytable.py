@@ -39,6 +39,86 @@ def test_the_table_answers_as_a_dict_would(steps: list[tuple[str, list[int]]]) -
         assert len(table) == len(expected)
 
 
+@settings(max_examples=60)
+@given(
+    st.lists(
+        st.tuples(
+            st.lists(keys, max_size=300),
+            st.lists(keys, max_size=100),
+            st.sampled_from(["", "clear", "insert"]),
+        )
+    )
+)
+def test_inserts_where_a_find_said_answer_as_a_dict_would(
+    steps: list[tuple[list[int], list[int], str]],
+) -> None:
+    """As track.light does: find a batch's keys, remove others, insert the new ones
+    at the found slots; in between, sometimes, a clear or other inserts (and their
+    rebuilds), after which the found slots are stale."""
+    table, expected = KeyTable(), {}
+    serial = 0
+
+    def fresh_values(count: int) -> np.ndarray:
+        nonlocal serial
+        serial += count
+        return np.arange(serial - count, serial, dtype=np.int64)
+
+    for batch, removed, between in steps:
+        probe = np.array(batch, dtype=np.uint64)
+        found = table.find(probe)
+        assert found.values.tolist() == [expected.get(k, -1) for k in batch]
+        table.remove(np.array(removed, dtype=np.uint64))
+        for k in removed:
+            expected.pop(k, None)
+        if between == "clear":
+            table.clear()
+            expected.clear()
+        elif between == "insert":
+            extra = [k + 1 for k in removed if k + 1 < 2**64 and k + 1 not in expected]
+            extra = [k for k in dict.fromkeys(extra) if k not in batch]
+            values = fresh_values(len(extra))
+            table.insert(np.array(extra, dtype=np.uint64), values)
+            expected.update(zip(extra, values.tolist(), strict=True))
+        new_at = {k: i for i, k in enumerate(batch) if k not in expected}
+        new = list(new_at)
+        at = np.array(list(new_at.values()), dtype=np.intp)
+        values = fresh_values(len(new))
+        table.insert(np.array(new, dtype=np.uint64), values, (found.free[at], found.layout))
+        expected.update(zip(new, values.tolist(), strict=True))
+        every = np.array(list(expected) + batch, dtype=np.uint64)
+        assert table.get(every).tolist() == [expected.get(k, -1) for k in every.tolist()]
+        assert len(table) == len(expected)
+
+
+def test_a_find_gives_the_slot_an_insert_then_takes() -> None:
+    rng = np.random.default_rng(5)
+    table = KeyTable()
+    table.insert(rng.integers(0, 2**64, 300, dtype=np.uint64), np.zeros(300, dtype=np.int64))
+    new = np.unique(rng.integers(0, 2**64, 200, dtype=np.uint64))
+    found = table.find(new)
+    assert (found.values == -1).all() and (found.free >= 0).all()
+    slots, counts = np.unique(found.free, return_counts=True)
+    alone = np.isin(found.free, slots[counts == 1])  # no other new key was told that slot
+    assert alone.sum() > 150
+    table.insert(new, np.arange(new.size, dtype=np.int64), (found.free, found.layout))
+    assert (table._keys[found.free[alone]] == new[alone]).all()
+    assert (table.get(new) == np.arange(new.size)).all()
+
+
+def test_keys_that_share_a_home_slot_and_a_found_free_slot() -> None:
+    table = KeyTable()
+    inverse = pow(0x9FB21C651E98DF25, -1, 2**64)
+    crowd = np.array([((9 << 49) + j) * inverse % 2**64 for j in range(3000)], dtype=np.uint64)
+    table.insert(crowd[:1000], np.arange(1000, dtype=np.int64))
+    table.remove(crowd[:1000:3])  # freed slots along the chain
+    found = table.find(crowd[1000:])
+    assert len(set(found.free.tolist())) == 1  # all 2000 were told the same first free slot
+    table.insert(crowd[1000:], np.arange(1000, 3000, dtype=np.int64), (found.free, found.layout))
+    kept = np.setdiff1d(np.arange(3000), np.arange(0, 1000, 3))
+    assert (table.get(crowd[kept]) == kept).all()
+    assert (table.get(crowd[:1000:3]) == -1).all()
+
+
 def test_keys_that_share_a_home_slot_all_find_their_values() -> None:
     table = KeyTable()
     # keys whose mixed top 15 bits are equal: one home slot for all 5000 at any size

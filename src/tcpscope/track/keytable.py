@@ -8,7 +8,7 @@ batch of keys costs a few vectorised passes whatever the table holds.
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -54,6 +54,18 @@ def distinct(values: npt.NDArray[G]) -> npt.NDArray[G]:
     return kept
 
 
+class Found(NamedTuple):
+    """What `find` saw: each key's value (or -1) and, for a key not there, the first
+    slot not in use on its probe chain, where `insert` may put it without probing
+    again (the flood's inserts were its lookups done twice). `layout` says which
+    arrangement of slots the hints belong to: a rebuild or a clear moves keys and
+    makes them void."""
+
+    values: I64
+    free: I64
+    layout: int
+
+
 class KeyTable:
     """Distinct uint64 keys -> int64 values. Keys are unique: `insert` is for keys
     not in the table (the caller knows it: it looked them up)."""
@@ -72,6 +84,7 @@ class KeyTable:
         self._claim = np.zeros(size, dtype=np.int32)
         self._used = 0
         self._gone = 0
+        self.layout = getattr(self, "layout", 0) + 1  # Found.layout: hints of another are void
 
     def __len__(self) -> int:
         return self._used
@@ -81,8 +94,9 @@ class KeyTable:
             home: I64 = ((keys * _MIX) >> np.uint64(64 - self._bits)).astype(np.int64)
         return home
 
-    def _slots(self, keys: U64) -> I64:
-        """The slot holding each key, or -1."""
+    def _slots(self, keys: U64, free: I64 | None = None) -> I64:
+        """The slot holding each key, or -1; and into `free`, if given, the first
+        slot not in use on the chain of each key that is not there."""
         mask = (1 << self._bits) - 1
         slots = self._home(keys)
         found = np.full(keys.size, -1, dtype=np.int64)
@@ -93,6 +107,9 @@ class KeyTable:
             here = state[at]
             hit = (here == USED) & (stored[at] == keys[pending])
             found[pending[hit]] = at[hit]
+            if free is not None:
+                first = (here != USED) & (free[pending] < 0)
+                free[pending[first]] = at[first]
             go_on = ~hit & (here != EMPTY)
             pending = pending[go_on]
             slots[pending] = (at[go_on] + 1) & mask
@@ -106,14 +123,31 @@ class KeyTable:
         values[hit] = self._values[slots[hit]]
         return values
 
-    def insert(self, keys: U64, values: I64) -> None:
-        """Add keys that are not in the table (distinct among themselves)."""
+    def find(self, keys: U64) -> Found:
+        """As `get` (-1 for a key not there), with where each missing key may go."""
+        free = np.full(keys.size, -1, dtype=np.int64)
+        slots = self._slots(keys, free)
+        values = np.full(keys.size, -1, dtype=np.int64)
+        hit = slots >= 0
+        values[hit] = self._values[slots[hit]]
+        return Found(values, free, self.layout)
+
+    def insert(self, keys: U64, values: I64, start: tuple[I64, int] | None = None) -> None:
+        """Add keys that are not in the table (distinct among themselves). `start`:
+        `find`'s free slots of these keys and its layout, to start probing at.
+
+        Starting there is sound while the layout holds: every slot before it on the
+        key's chain was in use or freed, and stays so (a freed slot only becomes
+        empty in a rebuild). Removals since the find may have freed an earlier slot;
+        the key then sits further along its chain, which lookups still reach."""
         if not keys.size:
             return
         if self._used + self._gone + keys.size > _capacity(self._bits):
             self._rebuild(self._used + keys.size)
         mask = (1 << self._bits) - 1
         slots = self._home(keys)
+        if start is not None and start[1] == self.layout:
+            slots = np.where(start[0] >= 0, start[0], slots)
         pending = np.arange(keys.size)
         state = self._state
         claim = self._claim

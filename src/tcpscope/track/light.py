@@ -459,7 +459,11 @@ class LightHandshakes:
             fresh[fresh] = self.is_local(src[fresh]) | self.is_local(dst[fresh])
 
         # Group every plain packet of a light or new 4-tuple, batch order inside.
-        candidates = cols.plain & member(canonical, canonical[fresh])
+        candidates = fresh.copy()  # a fresh SYN's own 4-tuple: no need to look it up
+        others = np.flatnonzero(~fresh)
+        if others.size and fresh.any():
+            candidates[others] = member(canonical[others], canonical[fresh])
+        candidates &= cols.plain
         if table:
             plain = np.flatnonzero(cols.plain & ~candidates)
             candidates[plain[self._rows_of(canonical[plain]) >= 0]] = True
@@ -475,8 +479,10 @@ class LightHandshakes:
         row = np.zeros(starts.size, dtype=np.intp)
         c_src, c_dst, c_ports = src[first], dst[first], ports[first]
         want = np.full(starts.size, WANT_SYN, dtype=np.int64)
+        looked_up = None  # where the new ones may go in the key table (KeyTable.find)
         if table:
-            found = self._rows_of(keys[starts])
+            looked_up = self.row_of.find(keys[starts])
+            found = looked_up.values
             old = found >= 0
             row = np.where(old, found, 0)
             c_src = np.where(old, self.src[row], c_src)
@@ -628,6 +634,7 @@ class LightHandshakes:
                 new_want[new], syn_seq, last_ts[new],
                 (syn_ts[new], syn_arena[new], syn_at[new], syn_len[new]),
                 (synack_ts[new], synack_arena[new], synack_at[new], synack_len[new]),
+                None if looked_up is None else (looked_up.free[new], looked_up.layout),
             )  # fmt: skip
 
         if arena not in self.arena_refs:  # nothing kept of this batch
@@ -658,6 +665,7 @@ class LightHandshakes:
         last_ts: I64,
         syn: tuple[I64, Ints, Ints, Ints],
         synack: tuple[I64, Ints, Ints, Ints],
+        start: tuple[I64, int] | None = None,  # KeyTable.insert's: where find saw room
     ) -> None:
         count = int(canon.size)
         if self.n + count > self.alive.size:
@@ -671,7 +679,8 @@ class LightHandshakes:
         self.synack_ts[at], self.synack_arena[at], self.synack_at[at], self.synack_len[at] = synack
         self._hold(syn[1])
         self._hold(synack[1])
-        self.row_of.insert(canon, np.arange(self.n, self.n + count, dtype=np.int64))
+        rows = np.arange(self.n, self.n + count, dtype=np.int64)
+        self.row_of.insert(canon, rows, start)
         if not self.live or int(last_ts.min()) < self.oldest:
             self.oldest = int(last_ts.min())
         self.n += count
