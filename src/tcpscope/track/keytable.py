@@ -71,6 +71,7 @@ class KeyTable:
     not in the table (the caller knows it: it looked them up)."""
 
     def __init__(self, bits: int = _MIN_BITS) -> None:
+        self.layout = 0  # Found.layout: which arrangement of slots; each reset starts a new one
         self._reset(bits)
 
     def _reset(self, bits: int) -> None:
@@ -84,7 +85,7 @@ class KeyTable:
         self._claim = np.zeros(size, dtype=np.int32)
         self._used = 0
         self._gone = 0
-        self.layout = getattr(self, "layout", 0) + 1  # Found.layout: hints of another are void
+        self.layout += 1  # find's hints from before this reset are void
 
     def __len__(self) -> int:
         return self._used
