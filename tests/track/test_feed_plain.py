@@ -19,9 +19,11 @@ import ipaddress
 import json
 import random
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from tcpscope import engine
 from tcpscope.cli import miruo
 from tcpscope.rules import KEY_MULTIPLIER, key_hash
 from tcpscope.track.tracker import PER_SESSION_SEEN_MAX, Tracker
@@ -257,11 +259,20 @@ def run(argv: list[str]) -> tuple[str, str]:
 
 
 class Counted:
-    """How many quiet segments the plain path held in brief, and how many it rebuilt."""
+    """How many quiet segments the plain path held in brief, how many of those it
+    settled a batch at a time (track.quiet_bulk), and how many it rebuilt."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.quiet = self.rebuilt = 0
+        self.quiet = self.rebuilt = self.in_bulk = 0
         finish, rebuilt = Tracker.finish, Tracker._held_segment
+        settle = engine.settle_quiet
+
+        def counting_settle(*args: Any) -> Any:
+            settled = settle(*args)
+            self.in_bulk += settled.size
+            return settled
+
+        monkeypatch.setattr(engine, "settle_quiet", counting_settle)
 
         def counting_finish(tracker: Tracker, now: int) -> None:
             self.quiet += tracker.held_in_brief
@@ -281,6 +292,7 @@ MODES = [
     ["--all", "--json"],
     ["-L", "8", "--all"],  # SYNs dropped at the session limit
     ["-l", "40", "--all"],  # segments dropped at the segment limit
+    ["-l", "2500", "--all"],  # the limit reached late: batches settled in bulk until near it
     ["-r", "0", "--all"],
     ["-S", "0", "-R", "2", "-s", "2"],  # with statistics every 2 s of capture time
     ["-t", "100", "-v", "2", "--all"],  # the listener sees quiet segments: none in brief
@@ -308,6 +320,15 @@ def test_plain_items_change_nothing(
             assert counted.quiet > least
             if not {"-r", "-l", "-L"} & set(mode):
                 assert counted.rebuilt > 50  # late copies of segments held in brief
+            # most of the quiet ones settled a batch at a time, unless a listener reads
+            # them (--json: every header) or the segment limit is near in every batch
+            if "--json" in mode or "-l" in mode and batch >= int(mode[1]):
+                assert counted.in_bulk == 0
+            elif batch < 4096:  # the mix's sessions are short: few whole prefixes at 4096
+                least = 400 if "-L" in mode else 2000 if "-l" in mode else 10000
+                assert counted.in_bulk > least
+            elif not {"-L", "-l"} & set(mode):
+                assert counted.in_bulk > 100
 
 
 def test_the_mix_shows_what_it_was_built_for(mixes: dict[str, Path]) -> None:
