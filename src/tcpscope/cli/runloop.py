@@ -82,22 +82,26 @@ class _CutShort(BaseException):
     """A stop signal while the end-of-capture reports were being written."""
 
 
-def _cut_short(signum: int, frame: FrameType | None) -> None:
-    raise _CutShort
-
-
 def finish_unless_stopped(
     finish: Callable[[], None], signals: tuple[int, ...] = STOP_SIGNALS
 ) -> bool:
     """Run `finish` (the end-of-capture reports: a SYN flood may leave a million
     pending handshakes to write out); a stop signal meanwhile cuts it short at
     once. True when it was cut short. The caller then still prints its summary."""
+    raised = False
+
+    def cut_short(signum: int, frame: FrameType | None) -> None:
+        nonlocal raised
+        if not raised:  # once: a second signal must not land in the clean-up below
+            raised = True
+            raise _CutShort
+
     previous: dict[int, object] = {}
     try:
         # Inside the try: a signal may come while the second handler goes in.
         for signum in signals:
             previous[signum] = signal.getsignal(signum)
-            signal.signal(signum, _cut_short)
+            signal.signal(signum, cut_short)
         # Closing every session allocates as much as reading did; at the default
         # threshold the first allocation would walk all those still open (~0.7 s).
         with fewer_collections(age_young=True):
@@ -106,8 +110,19 @@ def finish_unless_stopped(
     except _CutShort:
         return True
     finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)  # type: ignore[arg-type]
+        _restore_handlers(previous)
+
+
+def _restore_handlers(previous: dict[int, object]) -> None:
+    """Put the handlers back. A first stop signal may come between two of them,
+    after `finish` is done: nothing is left to cut short then."""
+    for signum, handler in previous.items():
+        while True:
+            try:
+                signal.signal(signum, handler)  # type: ignore[arg-type]
+                break
+            except _CutShort:
+                continue
 
 
 def _stdin_is_file() -> bool:
