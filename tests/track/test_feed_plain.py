@@ -4,9 +4,9 @@ every packet and looks its session up by the full 4-tuple.
 
 The check runs an awkward mix of sessions — copies of quiet segments sent again
 late (so a segment held in brief must be rebuilt), soon, or with new options;
-half-closed sessions still sending; data after an RST; one and two VLAN tags, IP
-options, fragments, TSO frames with no IP length and frames cut by the snap length in the
-middle of sessions; URG/ECE/CWR and ACK-less data; a new SYN on an open 4-tuple;
+half-closed sessions still sending, and timed out just before their next data;
+data after an RST; one and two VLAN tags, IP options, fragments, TSO frames with no
+IP length and frames cut by the snap length in the middle of sessions; URG/ECE/CWR and ACK-less data; a new SYN on an open 4-tuple;
 half-open sessions that time out; sockets connected to themselves; two sessions
 whose 4-tuple hashes collide; one session long enough to prune what it holds —
 through miruo with the prefilter (and so the plain items) and without it, in
@@ -35,12 +35,14 @@ SECOND = 1_000_000_000
 BASE = 1_700_000_000 * SECOND
 MASK64 = (1 << 64) - 1
 Frame = tuple[int, bytes]
+Quad = tuple[str, int, str, int]
 
 KINDS = (
     "plain", "plain", "plain", "late_copy", "late_copy_new_options", "soon_copy",
     "three_copies", "half_close", "rst_mid", "vlan_mid", "qinq_mid", "ip_options_mid",
     "fragment_mid",
-    "urg_ecn", "no_ack", "tso", "dup_syn", "idle", "unanswered", "stray", "self", "window",
+    "urg_ecn", "no_ack", "tso", "dup_syn", "idle", "idle_data", "unanswered", "stray", "self",
+    "window",
 )  # fmt: skip
 
 
@@ -191,6 +193,11 @@ class Mix:
             at(gap(), frame("c", "FA"))
             at(gap(), frame("s", "A"))
             return
+        elif kind == "idle_data":  # half-closed, then data just after the timeout's tick
+            at(gap(), frame("c", "FA"))
+            at(gap(), frame("s", "A"))
+            at(rng.uniform(30.05, 31.5), frame("s", "PA", b"late"))
+            return
         data(rng.randrange(0, 3))
         close()
 
@@ -208,6 +215,32 @@ class Mix:
             self.script(kind, *(first if i % 2 == 0 else second), t)
             self.script(kind, *(second if i % 2 == 0 else first), t + 0.01)
             t += 6
+        self.outlived(first, second, t)
+
+    def outlived(self, first: Quad, second: Quad, t: float) -> None:
+        """Of two sessions with colliding hashes, the one opened later ends first: the
+        other's client packets then have no session under their hash, only under
+        their 4-tuple, while its server's ACKs are still found by theirs; a late copy
+        shows the segments numbered in between."""
+        tcp, add = f.tcp_frame, self.add
+        c, cp, s, sp = first
+        add(t, tcp(c, cp, s, sp, "S", 100))
+        add(t + 0.001, tcp(s, sp, c, cp, "SA", 500, 101))
+        add(t + 0.002, tcp(c, cp, s, sp, "A", 101, 501))
+        c2, cp2, s2, sp2 = second
+        add(t + 0.003, tcp(c2, cp2, s2, sp2, "S", 900))
+        add(t + 0.004, tcp(s2, sp2, c2, cp2, "SA", 300, 901))
+        add(t + 0.005, tcp(c2, cp2, s2, sp2, "A", 901, 301))
+        add(t + 0.010, tcp(c2, cp2, s2, sp2, "FA", 901, 301))
+        add(t + 0.011, tcp(s2, sp2, c2, cp2, "FA", 301, 902))
+        add(t + 0.012, tcp(c2, cp2, s2, sp2, "A", 902, 302))
+        sent = []
+        for i in range(30):
+            sent.append(tcp(c, cp, s, sp, "PA", 101 + i * 10, 501, b"o" * 10))
+            add(t + 0.02 + i * 0.002, sent[-1])
+            add(t + 0.021 + i * 0.002, tcp(s, sp, c, cp, "A", 501, 111 + i * 10))
+        add(t + 2.0, sent[4])
+        add(t + 2.1, tcp(c, cp, s, sp, "RA", 401, 501))
 
     def long_session(self, t: float) -> None:
         """More quiet segments than a session holds; then early and late copies."""
@@ -325,10 +358,10 @@ def test_plain_items_change_nothing(
             if "--json" in mode or "-l" in mode and batch >= int(mode[1]):
                 assert counted.in_bulk == 0
             elif batch < 4096:  # the mix's sessions are short: few whole prefixes at 4096
-                least = 400 if "-L" in mode else 2000 if "-l" in mode else 10000
+                least = 200 if "-L" in mode else 2000 if "-l" in mode else 10000
                 assert counted.in_bulk > least
             elif not {"-L", "-l"} & set(mode):
-                assert counted.in_bulk > 100
+                assert counted.in_bulk > 50
 
 
 def test_the_mix_shows_what_it_was_built_for(mixes: dict[str, Path]) -> None:
