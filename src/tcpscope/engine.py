@@ -20,7 +20,6 @@ the decoder.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from itertools import repeat
 from typing import NamedTuple, Protocol, cast
 
 import numpy as np
@@ -42,7 +41,6 @@ from tcpscope.track.prefilter import (
     member,
     opening_syns,
 )
-from tcpscope.track.quiet_bulk import settle_quiet
 from tcpscope.track.session import Session
 from tcpscope.track.tracker import SECOND, PlainSegment, Tracker
 
@@ -263,16 +261,17 @@ class Engine:
             kept = self.shard.keep(cols)
             cols = cols.take(kept)
         plan = None
-        odd: U64 | None = None
         if self.light is None and not self.gate.wanted(len(hashes), len(cols.ts)):
             needed = np.ones(len(cols.ts), dtype=bool)  # not worth it: all to the exact path
         else:
             # A packet the columns cannot read (VLAN tag, IP options...) may open or
             # move a session in this batch: its 4-tuple's plain packets count as
             # tracked too.
-            odd = self._odd_packet_hashes(cols, buf)
             tracked = np.concatenate(
-                (np.fromiter(hashes, dtype=np.uint64, count=len(hashes)), odd)
+                (
+                    np.fromiter(hashes, dtype=np.uint64, count=len(hashes)),
+                    self._odd_packet_hashes(cols, buf),
+                )
             )
             if self.light is not None:
                 ahead = batch.ahead if kept is None else None
@@ -295,36 +294,19 @@ class Engine:
                 )
                 plan = plan.without_successes()
         idx = np.flatnonzero(needed)
-        ticks = self._tick_positions(full_ts)
-        quiet_at = None  # where the quiet segments settled in bulk were, in the batch
-        if self.paths.quiet_bulk and plan is None and self.shard is None:
-            last_tick = int(full_ts[ticks[-1]]) if ticks else None
-            if odd is None:
-                odd = self._odd_packet_hashes(cols, buf)
-            settled = settle_quiet(tracker, cols, buf, idx, odd, last_tick)
-            if settled.size:
-                quiet_at = idx[settled]
-                idx = np.delete(idx, settled)
         to_items = self._plain_items if self.plain_items else self._frames
         items = to_items(cols, buf, idx)
+        ticks = self._tick_positions(full_ts)
         if self.shard is not None:
             assert kept is not None
             items, keys = self._merge(cols, idx, items, ticks, plan, kept, full_ts)
             self._work(self.shard.follow(items, keys + 4 * self.packets), buf)
         else:
-            before = None
             if ticks or (plan is not None and (plan.success_at.size or plan.promote_frames)):
-                items, keys = self._merge(cols, idx, items, ticks, plan)
-                if quiet_at is not None:
-                    before = np.searchsorted(quiet_at, keys >> 2).tolist()
-            elif quiet_at is not None:
-                before = np.searchsorted(quiet_at, idx).tolist()
-            self._work(items, buf, before)
+                items = self._merge(cols, idx, items, ticks, plan)[0]
+            self._work(items, buf)
         self.packets += len(full_ts)
         bulk = plan.bulk.size if plan is not None else 0
-        if quiet_at is not None:
-            tracker.bulk_done(quiet_at.size)
-            bulk += quiet_at.size
         tracker.stats.ignored_segments += len(cols.ts) - idx.size - bulk
         last = int(full_ts.max())
         if self.last_ts is None or last > self.last_ts:
@@ -596,13 +578,9 @@ class Engine:
         order = np.argsort(every_key, kind="stable")
         return [everything[i] for i in order.tolist()], every_key[order]
 
-    def _work(
-        self, items: Iterable[Item], buf: bytes = b"", quiet_before: list[int] | None = None
-    ) -> None:
+    def _work(self, items: Iterable[Item], buf: bytes = b"") -> None:
         """The exact path: decode and track each packet; tick; take settled handshakes.
-        `buf`: the batch that plain packets' fields point into; `quiet_before`: for
-        each item, how many quiet segments of the batch were settled in bulk before
-        it (track.quiet_bulk)."""
+        `buf`: the batch that plain packets' fields point into."""
         decode = self.decode
         tracker = self.tracker
         feed = tracker.feed
@@ -610,9 +588,7 @@ class Engine:
         feed_plain = tracker.feed_plain
         verify = self.verify
         judge = self.judge
-        counts = repeat(tracker.bulk_before) if quiet_before is None else quiet_before
-        # (the counts are endless when nothing was settled in bulk: not strict)
-        for (ts, data), tracker.bulk_before in zip(items, counts, strict=False):
+        for ts, data in items:
             if data.__class__ is tuple:  # the commonest first
                 fields: PlainSegment = data  # type: ignore[assignment]  # (a cast() is a call)
                 if feed_plain(ts, fields, buf):
@@ -621,7 +597,6 @@ class Engine:
             elif data.__class__ is bytes:
                 frame = data
             elif data is None:
-                tracker.catch_up()  # miruo -s reads the count at a tick
                 self._tick(ts)
                 continue
             elif data.__class__ is Settled:

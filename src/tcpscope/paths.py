@@ -4,13 +4,13 @@ The exact path — decode each packet, look its session up by the full 4-tuple,
 step the states, tell the analyzer — defines every behaviour. The bulk paths
 are numpy shortcuts around it and must give the same output byte for byte:
 
-| tool   | --paths          | prefilter   | plain items | quiet bulk | light handshakes |
-|--------|------------------|-------------|-------------|------------|------------------|
-| miruo  | bulk (default)   | "follow"    | yes         | yes        | no               |
-| tcpeek | bulk (default)   | "handshake" | no          | no         | yes              |
-| tcpeek | bulk with -c 1/2 | "handshake" | no          | no         | no               |
-| both   | exact            | none        | no          | no         | no               |
-| both   | shadow           | bulk and exact side by side (cli.shadow)                |
+| tool   | --paths          | prefilter   | plain items | light handshakes |
+|--------|------------------|-------------|-------------|------------------|
+| miruo  | bulk (default)   | "follow"    | yes         | no               |
+| tcpeek | bulk (default)   | "handshake" | no          | yes              |
+| tcpeek | bulk with -c 1/2 | "handshake" | no          | no               |
+| both   | exact            | none        | no          | no               |
+| both   | shadow           | bulk and exact side by side (cli.shadow)   |
 
 - prefilter (track.prefilter): a numpy pass over each batch skips the packets
   that cannot matter: "follow", those of sessions miruo does not track;
@@ -20,9 +20,6 @@ are numpy shortcuts around it and must give the same output byte for byte:
 - plain items (Tracker.feed_plain): plain IPv4 packets reach the tracker as the
   header fields the numpy pass read, not as frames to decode; quiet ones are
   held in brief when the listener has no `on_quiet`.
-- quiet bulk (track.quiet_bulk): a batch's quiet segments that come before
-  their session's first other packet in it are counted and held in brief
-  together, without a call each; not with `-j` (one worker's share of a batch).
 - light handshakes (track.light): plain SYN, SYN/ACK, ACK handshakes followed
   as numpy rows across batches; not with -c, where a bad checksum must drop
   its packet, so every frame the prefilter keeps is decoded and checked.
@@ -59,7 +56,6 @@ class Paths:
     prefilter: str | None  # a key of engine.PREFILTERS, or None: every packet exact
     plain_items: bool  # plain packets reach the tracker as header fields
     light: bool  # plain handshakes followed as numpy rows (needs a judge)
-    quiet_bulk: bool = False  # quiet segments settled a batch at a time (track.quiet_bulk)
 
     @property
     def bulk(self) -> bool:
@@ -82,7 +78,7 @@ def select_paths(tool: Tool, mode: Literal["exact", "bulk"], checksum_level: int
         return EXACT
     prefilter = PREFILTER_OF[tool]
     if tool == "miruo":  # untracked packets skipped; plain ones fed as header fields
-        return Paths("bulk", prefilter, True, False, quiet_bulk=True)
+        return Paths("bulk", prefilter, True, False)
     # judged handshakes' packets skipped; plain handshakes followed as numpy rows,
     # unless -c needs every other frame decoded and checked
     return Paths("bulk", prefilter, False, not checksum_level)

@@ -155,28 +155,7 @@ def columns(linktype: int, buf: bytes, meta: bytes) -> Columns | None:
     return Columns(ts, off, cap, plain, flags, key, rkey, src, dst, ports, ipv6, l3)
 
 
-class PlainArrays(NamedTuple):
-    """The header fields of some plain packets as numpy columns, in PlainFields'
-    order and meaning (`plain_arrays`; `plain_fields` gives them as lists)."""
-
-    key: U64
-    addresses: U64
-    seqack: U64
-    flags: npt.NDArray[np.uint8]
-    wire_len: npt.NDArray[np.int64]
-    payload_len: npt.NDArray[np.int64]
-    window: npt.NDArray[np.integer[Any]]
-    frame_at: npt.NDArray[np.int64]
-    options_at: npt.NDArray[np.int64]
-    payload_at: npt.NDArray[np.int64]
-    caplen: npt.NDArray[np.int64]
-
-
-if PlainArrays._fields != PLAIN_FIELDS:
-    raise ImportError("PlainArrays and PlainFields must name the same fields in one order")
-
-
-def plain_arrays(cols: Columns, buf: bytes, idx: npt.NDArray[np.intp]) -> PlainArrays:
+def plain_fields(cols: Columns, buf: bytes, idx: npt.NDArray[np.intp]) -> PlainFields:
     """The fields the decoder would give the plain packets `idx` (IPv4 without
     options, a whole TCP header), read in bulk."""
     b = np.frombuffer(buf, dtype=np.uint8)
@@ -188,24 +167,19 @@ def plain_arrays(cols: Columns, buf: bytes, idx: npt.NDArray[np.intp]) -> PlainA
     total = np.where(total == 0, cap - l3, total)  # offload: trust what was captured
     tcp_len = _tcp_header_length(b, tcp)
     src, dst = cols.src[idx], cols.dst[idx]
-    return PlainArrays(
-        cols.key[idx],
-        (src << np.uint64(32)) | dst,
-        _big_endian(b, tcp + 4, 8),  # seq << 32 | ack
-        cols.flags[idx],
-        np.maximum(total + l3, cap),
-        total - 20 - tcp_len,
-        _u16(b, tcp + 14),  # the window
-        cols.offset[idx],
-        l3 + 40,
-        l3 + 20 + tcp_len,
-        cap,
+    return PlainFields(
+        cols.key[idx].tolist(),
+        ((src << np.uint64(32)) | dst).tolist(),
+        _big_endian(b, tcp + 4, 8).tolist(),  # seq << 32 | ack
+        cols.flags[idx].tolist(),
+        np.maximum(total + l3, cap).tolist(),
+        (total - 20 - tcp_len).tolist(),
+        _u16(b, tcp + 14).tolist(),  # the window
+        cols.offset[idx].tolist(),
+        (l3 + 40).tolist(),
+        (l3 + 20 + tcp_len).tolist(),
+        cap.tolist(),
     )
-
-
-def plain_fields(cols: Columns, buf: bytes, idx: npt.NDArray[np.intp]) -> PlainFields:
-    """`plain_arrays` as lists, for the tracker's per-packet way in."""
-    return PlainFields(*(column.tolist() for column in plain_arrays(cols, buf, idx)))
 
 
 def sequence_numbers(cols: Columns, buf: bytes, idx: npt.NDArray[np.intp]) -> U64:

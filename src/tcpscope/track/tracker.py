@@ -9,11 +9,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-import numpy as np
-
 from tcpscope.decode.columns import PLAIN_FIELDS
 from tcpscope.decode.records import ACK, SYN, IcmpError, Segment
-from tcpscope.rules import U64, key_hashes
+from tcpscope.rules import key_hashes
 from tcpscope.track import states as st
 from tcpscope.track.session import HS_ACK, HS_RST, HS_SYNACK, HeldInBrief, Session
 
@@ -101,13 +99,6 @@ _KEY_LENGTH_BITS = 28
 
 def retransmission_key(d: int, seq: int, ack: int, flags: int, wire_len: int) -> int:
     return ((d << 8 | flags) << _KEY_LENGTH_BITS | wire_len) << _KEY_LOW | seq << 32 | ack
-
-
-def retransmission_key_high(d: U64, flags: U64, wire_len: U64) -> U64:
-    """`retransmission_key`'s part above seq and ack, for many non-SYN segments at
-    once (track.quiet_bulk): the key is this << 64 | seq << 32 | ack."""
-    high: U64 = ((d << np.uint64(8) | flags) << np.uint64(_KEY_LENGTH_BITS)) | wire_len
-    return high
 
 
 def key_fields(key: int) -> tuple[int, int, int, int, int]:
@@ -205,40 +196,12 @@ class Tracker:
         self._on_header: Callable[[Session, int, int, int, int, int, int, int], None] | None = (
             getattr(listener, "on_header", None)
         )
-        self.held_in_brief = 0  # quiet segments held in brief (bench, tests)
-        # Quiet segments settled a batch at a time (track.quiet_bulk) count into
-        # stats.active_segments in packet order: the engine says how many of them
-        # come before the packet it feeds (`bulk_before`), `catch_up` counts those
-        # not yet counted, before anything lowers the count.
-        self.bulk_before = 0
-        self._bulk_counted = 0
+        self.held_in_brief = 0  # quiet segments feed_plain settled alone (bench, tests)
         # An optional hook: the listener hears each tick after its timeouts (tcpeek
         # forgets old failures on the clock, the same in every -j worker).
         self._on_tick: Callable[[int], None] | None = getattr(listener, "on_tick", None)
 
     # ------------------------------------------------------------------ packets
-    def quiet_in_bulk(self) -> bool:
-        """May a batch's quiet segments be settled without a call each (track.quiet_bulk)?
-        Not for a listener that reads them (`on_quiet`) or every header (`on_header`)."""
-        return self._quiet_in_brief and self._on_header is None
-
-    def catch_up(self) -> None:
-        """Count the segments settled in bulk before the packet being fed (`bulk_before`)
-        into the segments held at once, and into their maximum."""
-        behind = self.bulk_before - self._bulk_counted
-        if behind:
-            self._bulk_counted = self.bulk_before
-            stats = self.stats
-            stats.active_segments += behind
-            if stats.active_segments > stats.active_segments_max:
-                stats.active_segments_max = stats.active_segments
-
-    def bulk_done(self, settled: int) -> None:
-        """The end of a batch whose `settled` quiet segments were settled in bulk."""
-        self.bulk_before = settled
-        self.catch_up()
-        self.bulk_before = self._bulk_counted = 0
-
     def feed(self, seg: Segment) -> None:
         entry = self.table.get((seg.src, seg.sport, seg.dst, seg.dport))
         if entry is None:
@@ -527,7 +490,6 @@ class Tracker:
         return True
 
     def _prune_seen(self, sess: Session) -> None:
-        self.catch_up()
         seen = sess.seen
         keep = list(seen.items())[-PER_SESSION_SEEN_KEEP:]
         gone = min(len(seen) - len(keep), sess.counted)
@@ -587,7 +549,6 @@ class Tracker:
             entry = by_hash.get(h)
             if entry is not None and entry[0] is sess:
                 del by_hash[h]
-        self.catch_up()
         self.stats.active_segments -= sess.counted
         sess.counted = 0
         sess.seen = {}
