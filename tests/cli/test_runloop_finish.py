@@ -47,15 +47,16 @@ def test_a_signal_between_two_handlers_going_in_is_caught(
 
 
 def _signal_at_restore(monkeypatch: pytest.MonkeyPatch, restore_number: int) -> None:
-    """SIGUSR1 comes just as the `restore_number`-th handler goes back (after
-    the two installed ones)."""
+    """The signal whose handler goes back `restore_number`-th comes just before
+    it does (after the two installed ones), so ours still takes it."""
     real = signal.signal
     calls = []
 
     def signal_then_restore(signum: int, handler: object) -> object:
         calls.append(signum)
         if len(calls) == len(SIGNALS) + restore_number:
-            os.kill(os.getpid(), signal.SIGUSR1)  # handled here, with ours still in
+            assert signum == SIGNALS[restore_number - 1]
+            os.kill(os.getpid(), signum)  # handled here, by our handler
         return real(signum, handler)  # type: ignore[arg-type]
 
     monkeypatch.setattr(runloop.signal, "signal", signal_then_restore)
