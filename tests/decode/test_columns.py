@@ -112,3 +112,25 @@ def test_what_the_columns_cannot_read_is_not_plain(name: str) -> None:
 def test_a_batch_shorter_than_a_plain_frame_has_none() -> None:
     cols, _ = batch_columns([NOT_PLAIN["short"]])
     assert not cols.plain.any()  # type: ignore[attr-defined]
+
+
+def test_ipv6_frames_are_told_behind_a_tag_too() -> None:
+    """`ipv6` marks frames that cannot belong to an IPv4 session (the prefilter need
+    not decode them): untagged or behind one tag; a tagged frame too short for the
+    columns to read behind its tag, or with two tags, is left to the decoder."""
+    v6 = f.ipv6("fd00::1", "fd00::2", tcp())
+    frames = {
+        "IPv4": PLAIN["ethernet"],
+        "IPv6": f.ether(v6),
+        "tagged IPv6": f.ether(v6, vlans=(7,)),
+        "tagged IPv4": PLAIN["802.1Q"],
+        "tagged IPv6, cut": f.ether(v6, vlans=(7,))[:50],
+        "two tags, IPv6": f.ether(v6, vlans=((0x88A8, 7), (0x8100, 8))),
+        "IPv6, cut": f.ether(v6)[:30],
+    }
+    cols, _ = batch_columns(list(frames.values()))
+    told = dict(zip(frames, cols.ipv6.tolist(), strict=True))  # type: ignore[attr-defined]
+    assert told == {
+        "IPv4": False, "IPv6": True, "tagged IPv6": True, "tagged IPv4": False,
+        "tagged IPv6, cut": False, "two tags, IPv6": False, "IPv6, cut": True,
+    }  # fmt: skip

@@ -42,6 +42,7 @@ _READ_SPAN = 40  # link header + this many bytes are read: IPv4 (20) + TCP (20)
 ETHER_HEADER = 14
 VLAN_TAG = 4
 _VLAN_TPIDS = sorted(VLAN_TPIDS)
+_LOW32 = np.uint64(0xFFFFFFFF)
 
 
 
@@ -133,8 +134,19 @@ def columns(linktype: int, buf: bytes, meta: bytes) -> Columns | None:
     # Frames too short to be plain are still told IPv6 or not, read at their own offset.
     long_enough = cap > l3
     at = np.where(long_enough, off, 0)
-    if ethertype_link is not None:
-        ethertype_at = l3 - (l3_link - ethertype_link)  # the innermost one, when tagged
+    if vlan:
+        # The innermost ethertype, where plain and IPv6 frames are told: the outer
+        # one already read, or behind the tag of a frame still plain (each frame
+        # that matters here is read at its own offset).
+        ethertype = outer
+        inner = tagged & plain
+        if inner.any():
+            ethertype = outer.copy()
+            ethertype[inner] = _u16(b, off[inner] + ETHER_HEADER + VLAN_TAG - 2)
+        plain &= ethertype == 0x0800
+        ipv6 = long_enough & (ethertype == 0x86DD)
+    elif ethertype_link is not None:
+        ethertype_at = l3 - (l3_link - ethertype_link)
         plain &= _u16(b, base + ethertype_at) == 0x0800
         ipv6 = long_enough & (_u16(b, at + ethertype_at) == 0x86DD)
     else:
@@ -147,9 +159,12 @@ def columns(linktype: int, buf: bytes, meta: bytes) -> Columns | None:
     total = _u16(b, ip + 2)
     plain &= (tcp_len >= 20) & (cap >= l3 + 20 + tcp_len) & ((total == 0) | (total >= 20 + tcp_len))
     flags = b[tcp + 13]
-    src = _big_endian(b, ip + 12, 4)
-    dst = _big_endian(b, ip + 16, 4)
-    ports = _big_endian(b, tcp, 4)  # sport << 16 | dport
+    # Source, destination (IPv4 bytes 12-19) and ports (TCP 0-3) lie together: two
+    # 8-byte reads instead of three 4-byte ones.
+    addresses = _big_endian(b, ip + 12, 8)
+    src = addresses >> np.uint64(32)
+    dst = addresses & _LOW32
+    ports = _big_endian(b, tcp - 4, 8) & _LOW32  # sport << 16 | dport
     key = key_np(src, dst, ports)
     rkey = key_np(dst, src, reverse_ports_np(ports))
     return Columns(ts, off, cap, plain, flags, key, rkey, src, dst, ports, ipv6, l3)
