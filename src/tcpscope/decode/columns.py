@@ -133,7 +133,6 @@ def columns(linktype: int, buf: bytes, meta: bytes) -> Columns | None:
     ip = base + l3
     # Frames too short to be plain are still told IPv6 or not, read at their own offset.
     long_enough = cap > l3
-    at = np.where(long_enough, off, 0)
     if vlan:
         # The innermost ethertype, where plain and IPv6 frames are told: the outer
         # one already read, or behind the tag of a frame still plain (each frame
@@ -147,9 +146,11 @@ def columns(linktype: int, buf: bytes, meta: bytes) -> Columns | None:
         ipv6 = long_enough & (ethertype == 0x86DD)
     elif ethertype_link is not None:
         ethertype_at = l3 - (l3_link - ethertype_link)
+        at = np.where(long_enough, off, 0)
         plain &= _u16(b, base + ethertype_at) == 0x0800
         ipv6 = long_enough & (_u16(b, at + ethertype_at) == 0x86DD)
     else:
+        at = np.where(long_enough, off, 0)
         ipv6 = long_enough & ((b[at + l3] >> 4) == 6)
     plain &= b[ip] == 0x45  # IPv4, 20-byte header
     plain &= b[ip + 9] == 6  # TCP

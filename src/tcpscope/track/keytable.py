@@ -118,20 +118,20 @@ class KeyTable:
 
     def get(self, keys: U64, default: int = -1) -> I64:
         """The value of each key, or `default`."""
-        slots = self._slots(keys)
-        values = np.full(keys.size, default, dtype=np.int64)
-        hit = slots >= 0
-        values[hit] = self._values[slots[hit]]
-        return values
+        return self._values_at(self._slots(keys), default)
 
     def find(self, keys: U64) -> Found:
         """As `get` (-1 for a key not there), with where each missing key may go."""
         free = np.full(keys.size, -1, dtype=np.int64)
-        slots = self._slots(keys, free)
-        values = np.full(keys.size, -1, dtype=np.int64)
+        values = self._values_at(self._slots(keys, free), -1)
+        return Found(values, free, self.layout)
+
+    def _values_at(self, slots: I64, default: int) -> I64:
+        """The values in these slots (-1: no slot), or `default`."""
+        values = np.full(slots.size, default, dtype=np.int64)
         hit = slots >= 0
         values[hit] = self._values[slots[hit]]
-        return Found(values, free, self.layout)
+        return values
 
     def insert(self, keys: U64, values: I64, start: tuple[I64, int] | None = None) -> None:
         """Add keys that are not in the table (distinct among themselves). `start`:
