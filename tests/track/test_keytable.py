@@ -132,6 +132,27 @@ def test_keys_that_share_a_home_slot_all_find_their_values() -> None:
     assert len(table) == crowd.size // 2
 
 
+def test_a_rebuild_wraps_a_crowd_at_the_last_slots_round_to_the_first() -> None:
+    table = KeyTable()
+    # keys whose mixed top 15 bits are all ones: homes in the table's last slots
+    inverse = pow(0x9FB21C651E98DF25, -1, 2**64)
+    top = (2**15 - 1) << 49
+    crowd = np.array([(top + j) * inverse % 2**64 for j in range(3000)], dtype=np.uint64)
+    table.insert(crowd, np.arange(crowd.size, dtype=np.int64))
+    rng = np.random.default_rng(9)
+    others = np.setdiff1d(rng.integers(0, 2**64, 6000, dtype=np.uint64), crowd)
+    layout = table.layout
+    table.remove(crowd[::5])  # tombstones, which a rebuild drops
+    table.insert(others, np.full(others.size, -3, dtype=np.int64))
+    assert table.layout > layout  # the second insert rebuilt the table around the crowd
+    assert np.isin(crowd, table._keys[: crowd.size]).sum() > 2000  # most of it went round
+    kept = np.setdiff1d(np.arange(crowd.size), np.arange(0, crowd.size, 5))
+    assert (table.get(crowd[kept]) == kept).all()
+    assert (table.get(crowd[::5]) == -1).all()
+    assert (table.get(others) == -3).all()
+    assert len(table) == kept.size + others.size
+
+
 def test_a_million_keys() -> None:
     rng = np.random.default_rng(3)
     many = np.unique(rng.integers(0, 2**64, 1_000_000, dtype=np.uint64))

@@ -193,4 +193,23 @@ class KeyTable:
     def _rebuild(self, entries: int) -> None:
         keys, values = self.items()
         self._reset(_bits_for(entries))
-        self.insert(keys, values)
+        self._fill(keys, values)
+
+    def _fill(self, keys: U64, values: I64) -> None:
+        """Put distinct keys into this empty table in one pass. In order of home
+        slot, each key takes its home or, if taken, the slot after the previous
+        key's: every slot from a key's home to its own is then in use, as linear
+        probing needs. Keys pushed past the last slot go in by `insert` (they wrap)."""
+        homes = self._home(keys)
+        order = np.argsort(homes, kind="stable")  # nearly sorted already: items() is in slot order
+        rank = np.arange(order.size)
+        slots = np.maximum.accumulate(homes[order] - rank) + rank
+        inside = slots < self._state.size
+        placed = order[inside]
+        taken = slots[inside]
+        self._state[taken] = USED
+        self._keys[taken] = keys[placed]
+        self._values[taken] = values[placed]
+        self._used += placed.size
+        wrapped = order[~inside]
+        self.insert(keys[wrapped], values[wrapped])
