@@ -360,6 +360,22 @@ def test_exact_only_tuples_are_left_to_the_exact_path() -> None:
     assert not plan.bulk.size and not plan.success_at.size and len(light) == 0
 
 
+def test_a_waiting_handshake_named_exact_only_leaves_first_when_no_other_continues() -> None:
+    # As in a flood: the batch holds no packet of any waiting handshake, only new SYNs,
+    # while an odd packet (here: `exact_only`) belongs to one that waits.
+    light = LightHandshakes(30 * SECOND, everything_local)
+    waiting = handshake(40007)
+    cols, buf = cols_of(waiting[:1])
+    light.plan(cols, buf, NONE)  # type: ignore[arg-type]
+    named = np.concatenate((cols.key[:1], cols.rkey[:1]))  # type: ignore[attr-defined]  # both ways
+    fresh = handshake(40008, t0=1.0)
+    cols, buf = cols_of(fresh[:1])
+    plan = light.plan(cols, buf, named)  # type: ignore[arg-type]
+    assert plan.promote_first.tolist() == [True]
+    assert plan.promote_frames == [waiting[:1]]
+    assert plan.bulk.tolist() == [0] and len(light) == 1  # the new SYN waits in its place
+
+
 def test_an_evacuation_replays_the_oldest_first() -> None:
     light = LightHandshakes(30 * SECOND, everything_local)
     a, b = handshake(40004, t0=1.0), handshake(40005, t0=0.0)

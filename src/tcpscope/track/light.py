@@ -442,14 +442,10 @@ class LightHandshakes:
         src, dst, ports = cols.src, cols.dst, cols.ports
         table = self.live
 
-        # Light handshakes that leave before anything else: a tick in this batch
-        # could time them out, or a packet that is not plain may be theirs.
-        leave_first = np.zeros(self.n, dtype=bool)
-        # Quiet ones that a tick could time out stay (the engine judges them at that
-        # tick, time_out) unless a packet of theirs is in the batch: below.
-        stale = np.zeros(self.n, dtype=bool)
-        stale[self._stale_rows(latest - timeout)] = True
-        leave_first[self._exact_only_rows(exact_only)] = True
+        # Light handshakes that leave before anything else (rows, in order): a packet
+        # that is not plain may be theirs, or (below) a tick in this batch could time
+        # them out.
+        leaving_rows = self._exact_only_rows(exact_only)
 
         # New handshakes: a plain SYN from or to this host, on a 4-tuple free of all
         # the above (and, below, quick enough that no tick can time it out).
@@ -484,6 +480,10 @@ class LightHandshakes:
             looked_up = self.row_of.find(keys[starts])
             found = looked_up.values
             old = found >= 0
+        # Whether a group continues a light handshake: without one (a flood: no SYN
+        # is ever answered) every step below that merges in the table's rows is void.
+        continuing = bool(old.any())
+        if continuing:
             row = np.where(old, found, 0)
             c_src = np.where(old, self.src[row], c_src)
             c_dst = np.where(old, self.dst[row], c_dst)
@@ -515,7 +515,7 @@ class LightHandshakes:
         # the timeout at a tick the exact path would see it pending at — between two
         # of its packets, or after its last one, to its misfit or the batch's end.
         # (Light ones from earlier batches also leave first if the batch as a whole
-        # could do that: `leave_first` above.)
+        # could do that: below.)
         ts_in_group = ts[packets]
         before = np.r_[ts_in_group[:1], ts_in_group[:-1]]
         slow = (position > 0) & (position < fitted[group])
@@ -529,9 +529,16 @@ class LightHandshakes:
         # A light handshake whose group is not one 4-tuple (a hash clash), or that
         # this batch's ticks could time out (a packet stamped back in time moves its
         # last time back, as on the exact path), leaves first.
-        if table:
+        if continuing:
+            leave_first = np.zeros(self.n, dtype=bool)
+            leave_first[leaving_rows] = True
+            # Quiet ones that a tick could time out stay (the engine judges them at
+            # that tick, time_out) unless a packet of theirs is in the batch.
+            stale = np.zeros(self.n, dtype=bool)
+            stale[self._stale_rows(latest - timeout)] = True
             leave_first[row[old & (~one_tuple | slow_groups | stale[row])]] = True
             leaving_old = old & leave_first[row]
+            leaving_rows = np.flatnonzero(leave_first)
         else:
             leaving_old = old
         active = (old & ~leaving_old) | (~old & fresh[first] & one_tuple & ~slow_groups)
@@ -575,7 +582,7 @@ class LightHandshakes:
         synack_ts = np.zeros(starts.size, dtype=np.int64)
         synack_ts[group[kept_synack]] = ts[packets[kept_synack]]
         syn_ts = ts[first]
-        if table:
+        if continuing:
             syn_ts = np.where(old, self.syn_ts[row], syn_ts)
             syn_arena = np.where(old, self.syn_arena[row], syn_arena)
             syn_at = np.where(old, self.syn_at[row], syn_at)
@@ -587,7 +594,6 @@ class LightHandshakes:
             synack_ts = np.where(had_synack, self.synack_ts[row], synack_ts)
 
         # Promotions: first those leaving before everything, then the broken ones.
-        leaving_rows = np.flatnonzero(leave_first)
         promote_frames = self._replays(leaving_rows)
         broken_groups = np.flatnonzero(broken)
         promote_at = [0] * len(promote_frames)
@@ -611,7 +617,7 @@ class LightHandshakes:
         new_want = want + fitted
         last_ts = last_fit_ts
         leaving = leaving_rows
-        if table:
+        if continuing:
             leaving = np.concatenate((leaving_rows, row[old & (done | broken)]))
             moved = np.flatnonzero(old & waiting)
             self.want[row[moved]] = new_want[moved]
