@@ -396,6 +396,16 @@ def test_member_never_misses_and_rarely_says_maybe(size: int) -> None:
     assert wrong < 0.01
 
 
+@pytest.mark.parametrize(("values", "size"), [(1, 16_000), (16, 16_384), (16, 4), (3, 3)])
+def test_member_of_few_pairs_says_no_maybe(values: int, size: int) -> None:
+    rng = np.random.default_rng(values + size)
+    table = rng.integers(0, 2**64, size, dtype=np.uint64)
+    asked = rng.integers(0, 2**64, values, dtype=np.uint64)
+    there = min((values + 1) // 2, size)
+    asked[: 2 * there : 2] = table[:there]  # every other one is there
+    assert member(asked, table).tolist() == np.isin(asked, table).tolist()
+
+
 def test_member_of_nothing_is_nothing() -> None:
     values = np.arange(5, dtype=np.uint64)
     empty: Callable[[], np.ndarray] = lambda: np.zeros(0, dtype=np.uint64)  # type: ignore[type-arg]  # noqa: E731

@@ -32,19 +32,26 @@ from tcpscope.rules import (
 
 # Odd constants: multiplying by one spreads every bit of a key into the top bits.
 _MIX = (np.uint64(0xD6E8FEB86659FD93), np.uint64(0x9E3779B97F4A7C15))
+_COMPARE_MAX = 16  # up to this many values, `member` compares them with every entry
 
 
 def member(values: U64, table: U64) -> Mask:
     """Which `values` may be in `table`: True for every one that is, and for about
     one in a thousand that are not — never False for one that is.
 
-    A Bloom filter of two probes and 64 bits per entry of `table`: no sort, a few
+    A Bloom filter of two probes and 64 bits per entry of `table` (or, for a few
+    values, each compared with every entry: no maybes): no sort, a few
     gathers (np.isin sorts both arrays; a binary search of unsorted values is
     as slow). Every caller takes a wrong "maybe" as "leave it to the exact
     path", which is always right.
     """
     if not table.size:
         return np.zeros(values.size, dtype=bool)
+    if values.size <= _COMPARE_MAX:
+        # A few values against a batch's keys (a flood's odd packets against its
+        # SYNs): comparing each with every entry costs less than the bit array.
+        exact: Mask = (values[:, None] == table).any(axis=1)
+        return exact
     bits = max(12, (table.size * 64 - 1).bit_length())
     shift = np.uint64(64 - bits)
     present = np.zeros(1 << bits, dtype=bool)
