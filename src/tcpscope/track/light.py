@@ -136,8 +136,9 @@ def _gather(buf: bytes, offsets: I64, lengths: I64) -> tuple[bytes, I64]:
     Short frames (SYNs, SYN/ACKs: up to GATHER_WORDS words) are read as whole
     8-byte words from their first byte on, through a word view of the buffer at
     every byte offset: a gather of an eighth of the indices a byte-wise one
-    needs. The tail of a frame's last word is junk and never read. Longer frames
-    are copied one by one after them.
+    needs. The tail of a frame's last word is junk and never read. Longer frames,
+    and those the buffer ends within the last word of (padding the buffer would
+    copy all of it), are copied one by one after them.
     """
     at = np.zeros(offsets.size, dtype=np.int64)
     if not offsets.size:
@@ -147,12 +148,12 @@ def _gather(buf: bytes, offsets: I64, lengths: I64) -> tuple[bytes, I64]:
     if short.any():
         b = np.frombuffer(buf, dtype=np.uint8)
         words = int(lengths[short].max() + 7) // 8
+        short &= offsets + 8 * words <= b.size
         first = offsets[short]
-        if int(first.max()) + 8 * words > b.size:  # the buffer ends within a last word
-            b = np.concatenate((b, np.zeros(8 * words, dtype=np.uint8)))
-        windows = np.lib.stride_tricks.as_strided(b, (b.size - 7, 8), (1, 1)).view(np.uint64)
-        parts.append(windows[first[:, None] + 8 * np.arange(words), 0].tobytes())
-        at[short] = np.arange(first.size, dtype=np.int64) * (8 * words)
+        if first.size:
+            windows = np.lib.stride_tricks.as_strided(b, (b.size - 7, 8), (1, 1)).view(np.uint64)
+            parts.append(windows[first[:, None] + 8 * np.arange(words), 0].tobytes())
+            at[short] = np.arange(first.size, dtype=np.int64) * (8 * words)
     end = len(parts[0]) if parts else 0
     for i, offset, length in zip(
         np.flatnonzero(~short).tolist(), offsets[~short].tolist(), lengths[~short].tolist(),
