@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tcpscope.track.keytable import KeyTable, _bits_for, _capacity, distinct
+from tcpscope.track.keytable import GONE, USED, KeyTable, _bits_for, _capacity, distinct
 
 keys = st.integers(0, 2**64 - 1)
 
@@ -37,6 +37,14 @@ def test_the_table_answers_as_a_dict_would(steps: list[tuple[str, list[int]]]) -
         probe = np.array(batch + list(expected)[:50], dtype=np.uint64)
         assert table.get(probe).tolist() == [expected.get(k, -1) for k in probe.tolist()]
         assert len(table) == len(expected)
+        assert_counts_hold(table)
+
+
+def assert_counts_hold(table: KeyTable) -> None:
+    """The counts of keys and of freed slots (which decide when to rebuild) are
+    those of the slots."""
+    assert len(table) == int(np.count_nonzero(table._state == USED))
+    assert table._gone == int(np.count_nonzero(table._state == GONE))
 
 
 @settings(max_examples=60)
@@ -117,6 +125,25 @@ def test_keys_that_share_a_home_slot_and_a_found_free_slot() -> None:
     kept = np.setdiff1d(np.arange(3000), np.arange(0, 1000, 3))
     assert (table.get(crowd[kept]) == kept).all()
     assert (table.get(crowd[:1000:3]) == -1).all()
+    assert_counts_hold(table)
+
+
+def test_keys_that_meet_at_a_freed_slot_count_it_taken_once() -> None:
+    table = KeyTable()
+    rng = np.random.default_rng(11)
+    others = np.unique(rng.integers(0, 2**64, 3000, dtype=np.uint64))
+    table.insert(others, np.zeros(others.size, dtype=np.int64))
+    inverse = pow(0x9FB21C651E98DF25, -1, 2**64)
+    crowd = np.array([((7 << 49) + j) * inverse % 2**64 for j in range(300)], dtype=np.uint64)
+    table.insert(crowd[:200], np.arange(200, dtype=np.int64))
+    table.remove(crowd[:200:2])
+    layout = table.layout
+    found = table.find(crowd[200:])
+    table.insert(crowd[200:], np.arange(200, 300, dtype=np.int64), (found.free, found.layout))
+    assert table.layout == layout  # no rebuild: the newcomers met at the freed slots
+    assert_counts_hold(table)
+    assert (table.get(crowd[1:200:2]) == np.arange(1, 200, 2)).all()
+    assert (table.get(crowd[200:]) == np.arange(200, 300)).all()
 
 
 def test_keys_that_share_a_home_slot_all_find_their_values() -> None:

@@ -154,12 +154,13 @@ class KeyTable:
         claim = self._claim
         while pending.size:
             at = slots[pending]
-            free = np.flatnonzero(state[at] != USED)
+            here = state[at]
+            free = np.flatnonzero(here != USED)
             # Several keys may want one free slot: one of them (the last written) takes it.
             claim[at[free]] = free
             winners = free[claim[at[free]] == free]
             taken = at[winners]
-            self._gone -= int(np.count_nonzero(state[taken] == GONE))
+            self._gone -= int(np.count_nonzero(here[winners] == GONE))  # state[taken], read
             state[taken] = USED
             self._keys[taken] = keys[pending[winners]]
             self._values[taken] = values[pending[winners]]
