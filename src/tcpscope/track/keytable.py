@@ -160,7 +160,8 @@ class KeyTable:
             claim[at[free]] = free
             winners = free[claim[at[free]] == free]
             taken = at[winners]
-            self._gone -= int(np.count_nonzero(here[winners] == GONE))  # state[taken], read
+            # here[winners] is state[taken] as read above: no second gather.
+            self._gone -= int(np.count_nonzero(here[winners] == GONE))
             state[taken] = USED
             self._keys[taken] = keys[pending[winners]]
             self._values[taken] = values[pending[winners]]
